@@ -1,0 +1,32 @@
+"""gvendi: G-Vendi gradient diversity and Prismatic Synthesis for the Hugging Face ecosystem."""
+
+__version__ = "0.1.0"
+
+from . import _evaluate_hook  # noqa: F401  (lets evaluate.load("gvendi") find the measurement, editable installs too)
+from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
+from .featurizer import GradientFeaturizer
+from .gradients import GradientCollector
+from .projection import CountSketchProjector, DenseProjector, make_projector
+from .proxy import DEFAULT_PROXY, load_proxy
+from .utils import disable_progress_bar, enable_progress_bar
+from .vendi import GVendiResult, VendiAccumulator, score
+
+__all__ = [
+    "DEFAULT_PROXY",
+    "CountSketchProjector",
+    "DenseProjector",
+    "GVendiResult",
+    "GradientCollector",
+    "GradientFeaturizer",
+    "KMeansResult",
+    "VendiAccumulator",
+    "__version__",
+    "assign_clusters",
+    "disable_progress_bar",
+    "enable_progress_bar",
+    "load_proxy",
+    "make_projector",
+    "score",
+    "sparse_clusters",
+    "spherical_kmeans",
+]

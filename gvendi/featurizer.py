@@ -1,0 +1,305 @@
+"""`GradientFeaturizer`: texts in, unit G-Vendi gradient features out; a ``Dataset.map`` callable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .gradients import GradientCollector, per_example_loss
+from .projection import PROJECTIONS, make_projector
+from .proxy import DEFAULT_PROXY, IGNORE_INDEX, EncodedExample, encode_chat, encode_pair, load_proxy, truncate
+from .utils import progress_bar, resolve_device
+
+__all__ = ["GradientFeaturizer"]
+
+# Live featurizers by fingerprint, so a pickled featurizer (Dataset.map workers, fingerprint hashing) stays small
+# and a forked worker reuses the parent's model instead of reloading it.
+_LIVE: dict[str, GradientFeaturizer] = {}
+
+
+def _rebuild(config: dict[str, Any], fingerprint: str) -> GradientFeaturizer:
+    live = _LIVE.get(fingerprint)
+    if live is not None:
+        return live
+    if config.get("proxy_object"):
+        raise RuntimeError(
+            "this GradientFeaturizer wraps a model object that does not exist in this process (spawned worker?); "
+            "build it from a Hub id or a local path, or use num_proc=None."
+        )
+    kwargs = {k: v for k, v in config.items() if k not in {"proxy_object", "gvendi_version", "proxy_digest"}}
+    return GradientFeaturizer(**kwargs)
+
+
+class GradientFeaturizer:
+    """Per-example projected loss gradients of a proxy model (the G-Vendi features), ready for ``Dataset.map``.
+
+    Each example's feature is ``P g / ‖P g‖`` where ``g`` is the gradient, over all proxy parameters, of the mean
+    cross-entropy on its completion tokens, and ``P`` a seeded random projection to ``dim``.
+
+    Args:
+        proxy: Hub id, local folder, ``"tiny"`` (bundled demo proxy) or a loaded model (then pass ``tokenizer``).
+            Defaults to ``Qwen/Qwen2.5-0.5B-Instruct``, the paper's proxy.
+        tokenizer: the proxy's tokenizer (only needed with a model object).
+        revision (`str`, *optional*): Hub revision of the proxy.
+        dim (`int`, *optional*, defaults to 1024): feature dimension k.
+        projection (`str`, *optional*, defaults to ``"sketch"``): ``"sketch"`` projects each layer's per-example
+            gradient with a CountSketch inside the backward hooks (fast, never forms a full-model gradient);
+            ``"dense"`` is the paper's dense Rademacher projection (slow reference).
+        seed (`int`, *optional*, defaults to 0): projection seed.
+        prompt_column, completion_column (`str`): text columns of (prompt, completion) data.
+        messages_column (`str`, *optional*): a column of chat conversations instead (loss on assistant turns).
+        output_column (`str`, *optional*, defaults to ``"gvendi_grad"``): the column ``__call__`` adds.
+        max_length (`int`, *optional*): truncate token sequences to this length (rows left with no completion
+            token raise an error).
+        batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
+        device, dtype: where and in which precision the proxy runs (GPU + bf16 when available, else CPU + fp32).
+        use_chat_template (`bool`, *optional*): defaults to whether the tokenizer has a chat template.
+        show_progress (`bool`, *optional*, defaults to `True`): a tqdm bar in :meth:`featurize`.
+
+    Example:
+        >>> featurizer = GradientFeaturizer("tiny", dim=64)
+        >>> feats = featurizer.featurize([{"prompt": "2+2?", "completion": "4"}, {"prompt": "3+5?", "completion": "8"}])
+        >>> feats.shape
+        (2, 64)
+    """
+
+    def __init__(
+        self,
+        proxy: Any = DEFAULT_PROXY,
+        *,
+        tokenizer: Any = None,
+        revision: str | None = None,
+        dim: int = 1024,
+        projection: str = "sketch",
+        seed: int = 0,
+        prompt_column: str = "prompt",
+        completion_column: str = "completion",
+        messages_column: str | None = None,
+        output_column: str = "gvendi_grad",
+        max_length: int | None = None,
+        batch_size: int = 8,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        use_chat_template: bool | None = None,
+        show_progress: bool = True,
+    ):
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim must be an integer ≥ 1 (got dim={dim!r}); the paper uses dim=1024.")
+        if projection not in PROJECTIONS:
+            raise ValueError(
+                f"unknown projection {projection!r}: choose one of {list(PROJECTIONS)} "
+                "('sketch' is the fast default, 'dense' the paper's reference)."
+            )
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer ≥ 1 (got {batch_size!r}).")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"max_length must be an integer ≥ 2 or None (got {max_length!r}).")
+        self.loaded = load_proxy(proxy, tokenizer=tokenizer, revision=revision, device=device, dtype=dtype)
+        self.model = self.loaded.model
+        self.tokenizer = self.loaded.tokenizer
+        self.dim = dim
+        self.projection = projection
+        self.seed = int(seed)
+        self.prompt_column = prompt_column
+        self.completion_column = completion_column
+        self.messages_column = messages_column
+        self.output_column = output_column
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        if use_chat_template is None:
+            use_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.use_chat_template = use_chat_template
+        self.projector = make_projector(projection, dim, seed)
+        self._config = {
+            "proxy": str(proxy) if not isinstance(proxy, torch.nn.Module) else self.loaded.name,
+            "proxy_object": isinstance(proxy, torch.nn.Module),
+            "proxy_digest": self.loaded.digest,
+            "revision": self.loaded.revision,
+            "dim": dim,
+            "projection": projection,
+            "seed": self.seed,
+            "prompt_column": prompt_column,
+            "completion_column": completion_column,
+            "messages_column": messages_column,
+            "output_column": output_column,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "use_chat_template": use_chat_template,
+            "gvendi_version": __version__,
+        }
+        self._rank_device: torch.device | None = None
+        _LIVE[self.fingerprint] = self
+
+    # identity ------------------------------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """Changes with anything that changes the features: proxy (content), revision, projection, seed, dim,
+        columns, max length, formatting and the gvendi version. Batch size and device do not."""
+        relevant = {k: v for k, v in self._config.items() if k not in {"batch_size", "proxy_object"}}
+        return hashlib.blake2b(json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What produced the features: proxy id, revision and digest, projection, dim, seed, gvendi version."""
+        return {
+            "proxy": self.loaded.name,
+            "proxy_revision": self.loaded.revision,
+            "proxy_digest": self.loaded.digest,
+            "projection": self.projection,
+            "dim": self.dim,
+            "seed": self.seed,
+            "gvendi_version": __version__,
+        }
+
+    def __reduce__(self):
+        return (_rebuild, ({k: v for k, v in self._config.items()}, self.fingerprint))
+
+    def features(self, base: Any = None) -> Any:
+        """`datasets.Features` of ``base`` plus the fixed-length float32 output column (for ``Dataset.map``)."""
+        import datasets
+
+        features = datasets.Features(dict(base) if base is not None else {})
+        features[self.output_column] = datasets.List(datasets.Value("float32"), length=self.dim)
+        return features
+
+    # encoding ------------------------------------------------------------------------------------------------
+    def encode(self, batch: Mapping[str, Any], *, row_offset: int = 0) -> list[EncodedExample]:
+        """Token ids and labels for a batch given as a dict of columns."""
+        if "input_ids" in batch and "labels" in batch and self.completion_column not in batch:
+            examples = []
+            for i, (ids, labels) in enumerate(zip(batch["input_ids"], batch["labels"])):
+                ids, labels = list(map(int, ids)), list(map(int, labels))
+                if len(ids) != len(labels):
+                    raise ValueError(f"row {row_offset + i}: input_ids and labels have different lengths.")
+                examples.append(truncate(EncodedExample(ids, labels), self.max_length, row=row_offset + i))
+            return examples
+        if self.messages_column is not None:
+            self._require_columns(batch, [self.messages_column])
+            return [
+                truncate(encode_chat(self.tokenizer, conv, row=row_offset + i), self.max_length, row=row_offset + i)
+                for i, conv in enumerate(batch[self.messages_column])
+            ]
+        self._require_columns(batch, [self.prompt_column, self.completion_column])
+        fields = (self.prompt_column, self.completion_column)
+        return [
+            truncate(
+                encode_pair(self.tokenizer, p, c, row=row_offset + i, use_chat_template=self.use_chat_template, fields=fields),
+                self.max_length,
+                row=row_offset + i,
+            )
+            for i, (p, c) in enumerate(zip(batch[self.prompt_column], batch[self.completion_column]))
+        ]
+
+    def _require_columns(self, batch: Mapping[str, Any], needed: list[str]) -> None:
+        missing = [c for c in needed if c not in batch]
+        if missing:
+            raise ValueError(
+                f"missing column(s) {missing}; the data has {sorted(batch)}. Point the featurizer at your text columns "
+                "(prompt_column=, completion_column= or messages_column=), or pass pre-tokenized input_ids + labels."
+            )
+
+    # featurizing ---------------------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self._rank_device or next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def _run_batch(self, examples: list[EncodedExample]) -> torch.Tensor:
+        device = self._device()
+        longest = max(len(e.input_ids) for e in examples)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(examples), longest), dtype=torch.long)
+        for i, example in enumerate(examples):  # right padding: real tokens never attend to padding
+            n = len(example.input_ids)
+            ids[i, :n] = torch.tensor(example.input_ids)
+            labels[i, :n] = torch.tensor(example.labels)
+            mask[i, :n] = 1
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        with GradientCollector(self.model, self.projector, freeze=True) as collector, torch.enable_grad():
+            collector.begin_batch(len(examples), mask)
+            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            per_example_loss(logits, labels).sum().backward()
+            features = collector.end_batch()
+        return features
+
+    def featurize_encoded(self, examples: list[EncodedExample], *, progress: Any = None) -> np.ndarray:
+        """Features of already-encoded examples, (N, dim) float32 unit rows, in input order."""
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # less padding per batch
+        out = np.zeros((len(examples), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            feats = self._run_batch([examples[i] for i in chunk]).float()
+            norms = feats.norm(dim=1, keepdim=True)
+            bad = (norms.squeeze(1) == 0) | ~torch.isfinite(feats).all(dim=1)
+            if bool(bad.any()):
+                row = chunk[int(bad.nonzero()[0, 0])]
+                raise ValueError(f"row {row}: its gradient is zero or not finite; check that example's completion.")
+            out[chunk] = (feats / norms).cpu().numpy()
+            if progress is not None:
+                progress.update(len(chunk))
+        return out
+
+    def featurize(self, data: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Features for a list of records, a dict of columns or a `datasets.Dataset`: (N, dim) float32 unit rows.
+
+        Rows are encoded (and checked) first, so bad input fails before any compute.
+        """
+        if batch_size is not None:
+            self.batch_size = batch_size
+        columns = _as_columns(data)
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            raise ValueError("no rows to featurize (0 rows): pass at least one example.")
+        examples = self.encode(columns)
+        bar = progress_bar(total=n, desc="gvendi gradients", unit="ex", disable=not self.show_progress)
+        try:
+            return self.featurize_encoded(examples, progress=bar)
+        finally:
+            bar.close()
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """`Dataset.map(featurizer, batched=True[, with_rank=True])`: returns the batch plus ``output_column``."""
+        if rank is not None and torch.cuda.is_available():
+            device = torch.device("cuda", rank % torch.cuda.device_count())
+            if self._device() != device:
+                self.model.to(device)
+            self._rank_device = device
+        examples = self.encode(batch)
+        if not examples:
+            return {**batch, self.output_column: []}
+        features = self.featurize_encoded(examples)
+        return {**batch, self.output_column: features}
+
+    def __repr__(self) -> str:
+        return (
+            f"GradientFeaturizer(proxy={self.loaded.name!r}, dim={self.dim}, projection={self.projection!r}, "
+            f"seed={self.seed}, device={str(self._device())!r})"
+        )
+
+
+def _as_columns(data: Any) -> dict[str, list]:
+    """A dict of columns from records, a dict of columns or a `datasets.Dataset`."""
+    if isinstance(data, Mapping):
+        return {k: list(v) for k, v in data.items()}
+    if hasattr(data, "column_names") and hasattr(data, "to_dict"):  # datasets.Dataset
+        return data.to_dict()
+    records = list(data) if isinstance(data, Iterable) else None
+    if records is None:
+        raise TypeError(f"cannot featurize a {type(data).__name__}; pass records, a dict of columns or a Dataset.")
+    if not records:
+        return {}
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise TypeError(f"row {i} is a {type(record).__name__}, not a dict of fields.")
+    keys = list(dict.fromkeys(k for record in records for k in record))
+    return {k: [record.get(k) for record in records] for k in keys}

@@ -1,0 +1,255 @@
+"""Per-example projected loss gradients, captured by hooks inside one batched forward and backward pass.
+
+For a linear layer ``y = W x (+ b)`` the gradient of example ``n`` is ``Σ_t δ_{n,t} x_{n,t}ᵀ`` (and ``Σ_t δ_{n,t}``
+for the bias), where ``x`` is the layer input and ``δ = ∂L/∂y`` the gradient at its output. Hooks capture ``x`` in
+the forward pass and ``δ`` in the backward pass, form that one layer's per-example gradient and project it at once,
+so a full-model gradient never exists. With the weights frozen autograd skips the weight-gradient GEMMs, which
+these per-example products replace at the same FLOP count. Embedding rows and any other parameterised leaf module
+(RMSNorm, LayerNorm, …) are handled exactly too: every parameter of the model contributes.
+
+Because the loss is the *sum* over examples of each example's mean completion-token loss, the captured gradient of
+example ``n`` is exactly its own gradient, whatever else is in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, vjp, vmap
+
+from .projection import Projector
+
+__all__ = ["GradientCollector", "TargetModule", "discover_targets", "per_example_loss"]
+
+
+@dataclass
+class TargetModule:
+    """A hooked module: its qualified name, kind (``linear``, ``conv1d``, ``embedding`` or ``generic``) and the
+    canonical names of its parameters (tied parameters share one name, so their gradients add up)."""
+
+    name: str
+    module: nn.Module
+    kind: str
+    param_names: dict[str, str]  # local attribute name → canonical parameter name
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")  # GPT-2 style transposed linear
+
+
+def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[TargetModule]:
+    """List the modules whose parameters carry gradient, and check that every parameter is covered.
+
+    Raises:
+        ValueError: if some parameter lives on a module that is not a leaf (it cannot be hooked exactly), or if the
+            model has no parameters at all.
+    """
+    canonical: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=True):
+        if trainable_only and not param.requires_grad:
+            continue
+        canonical[id(param)] = name
+    if not canonical:
+        raise ValueError("the model has no (trainable) parameters, so it has no gradient to featurize.")
+    targets: list[TargetModule] = []
+    covered: set[int] = set()
+    for module_name, module in model.named_modules():
+        own = {local: p for local, p in module.named_parameters(recurse=False) if id(p) in canonical}
+        if not own:
+            continue
+        if isinstance(module, nn.Linear):
+            kind = "linear"
+        elif _is_conv1d(module):
+            kind = "conv1d"
+        elif isinstance(module, nn.Embedding):
+            kind = "embedding"
+        elif next(module.children(), None) is None:
+            kind = "generic"
+        else:
+            names = ", ".join(f"{module_name}.{local}" for local in own)
+            raise ValueError(
+                f"parameters {names} live on a non-leaf module ({type(module).__name__}) that gvendi cannot hook "
+                "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf module."
+            )
+        targets.append(TargetModule(module_name, module, kind, {local: canonical[id(p)] for local, p in own.items()}))
+        covered.update(id(p) for p in own.values())
+    return targets
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over each example's labelled tokens (``labels != -100``): shape [n].
+
+    ``logits`` [n,T,V] predict ``labels`` shifted by one, as in Hugging Face causal LMs.
+    """
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    losses = nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(shift_labels.shape)  # [n,T-1]
+    counts = (shift_labels != -100).sum(dim=1)
+    return losses.sum(dim=1) / counts.clamp_min(1)
+
+
+class GradientCollector:
+    """Context manager that hooks a model and accumulates per-example projected gradients.
+
+    Use it around forward + backward passes; each backward adds, per example, the projection of that example's
+    gradient into :attr:`features`. Two modes:
+
+    - ``freeze=True`` (featurizing): parameters are frozen for the duration so autograd computes no weight
+      gradients; the embedding output is made differentiable so the backward pass still runs.
+    - ``freeze=False`` (inside someone else's training step, e.g. the Trainer callback): nothing about the model
+      changes; the hooks read the same activations and output-gradients the optimizer step uses.
+
+    Args:
+        model (`nn.Module`): the model to hook.
+        projector (`Projector`): the projection to ``dim`` features.
+        freeze (`bool`, *optional*, defaults to `True`): see above.
+        trainable_only (`bool`, *optional*, defaults to `False`): only parameters with ``requires_grad``.
+
+    Example:
+        >>> # with GradientCollector(model, make_projector("sketch", 64)) as collector:
+        >>> #     collector.begin_batch(batch_size, token_mask)
+        >>> #     per_example_loss(model(ids).logits, labels).sum().backward()
+        >>> #     features = collector.end_batch()   # [n, 64]
+    """
+
+    def __init__(self, model: nn.Module, projector: Projector, *, freeze: bool = True, trainable_only: bool = False):
+        self.model = model
+        self.projector = projector
+        self.freeze = freeze
+        self.targets = discover_targets(model, trainable_only=trainable_only)
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._saved_requires_grad: dict[int, bool] = {}
+        self._out: torch.Tensor | None = None
+        self._token_index: list[torch.Tensor] | None = None
+        self._batch_size = 0
+        self._recomputing = False  # True while a generic module is re-run for its per-example gradients
+
+    # lifecycle -------------------------------------------------------------------------------------------------
+    def __enter__(self) -> GradientCollector:
+        if self.freeze:
+            for param in self.model.parameters():
+                self._saved_requires_grad[id(param)] = param.requires_grad
+                param.requires_grad_(False)
+        for target in self.targets:
+            self._handles.append(target.module.register_forward_hook(self._make_forward_hook(target)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every hook and restore ``requires_grad`` (also safe to call twice)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if self._saved_requires_grad:
+            for param in self.model.parameters():
+                if id(param) in self._saved_requires_grad:
+                    param.requires_grad_(self._saved_requires_grad[id(param)])
+            self._saved_requires_grad.clear()
+
+    def begin_batch(self, batch_size: int, token_mask: torch.Tensor | None = None) -> None:
+        """Start a batch of ``batch_size`` examples. ``token_mask`` [n,T] marks real (non-padding) tokens; products
+        are restricted to them (padding carries no gradient, this only saves work)."""
+        device = next(self.model.parameters()).device
+        self._batch_size = batch_size
+        self._out = self.projector.new_output(batch_size, device)
+        self._token_index = None
+        if token_mask is not None:
+            self._token_index = [row.nonzero().flatten().to(device) for row in token_mask.bool()]
+
+    def end_batch(self) -> torch.Tensor:
+        """The batch's projected gradients, ``[n, dim]`` float32 (not normalised)."""
+        if self._out is None:
+            raise RuntimeError("end_batch() called without begin_batch().")
+        out, self._out = self.projector.finalize(self._out), None
+        return out
+
+    # hooks -----------------------------------------------------------------------------------------------------
+    def _make_forward_hook(self, target: TargetModule) -> Callable:
+        def forward_hook(module, inputs, output):
+            if self._out is None or self._recomputing or not torch.is_grad_enabled():
+                return None
+            x = inputs[0].detach() if inputs else None
+            if target.kind == "embedding" and self.freeze and not output.requires_grad:
+                output = output.detach().requires_grad_(True)
+                self._register_backward(target, x, output)
+                return output
+            if not output.requires_grad:
+                return None
+            self._register_backward(target, x, output)
+            return None
+
+        return forward_hook
+
+    def _register_backward(self, target: TargetModule, x: torch.Tensor | None, output: torch.Tensor) -> None:
+        out = self._out
+
+        def backward_hook(grad: torch.Tensor) -> None:
+            if out is None:
+                return
+            with torch.no_grad():
+                self._project(target, x, grad.detach(), out)
+
+        output.register_hook(backward_hook)
+
+    def _tokens(self, n: int, tensor: torch.Tensor) -> torch.Tensor:
+        """Example ``n``'s rows of a [n,T,·] tensor, restricted to real tokens when a mask was given."""
+        if self._token_index is None or tensor.ndim < 3:
+            return tensor[n]
+        index = self._token_index[n]
+        if index.numel() == tensor.shape[1]:
+            return tensor[n]
+        if index.numel() and int(index[-1]) == index.numel() - 1:  # right padding: a slice, no copy
+            return tensor[n, : index.numel()]
+        return tensor[n].index_select(0, index)
+
+    def _project(self, target: TargetModule, x: torch.Tensor, delta: torch.Tensor, out: torch.Tensor) -> None:
+        projector = self.projector
+        module = target.module
+        if target.kind in ("linear", "conv1d"):
+            weight_name = target.param_names.get("weight")
+            bias_name = target.param_names.get("bias")
+            for n in range(delta.shape[0]):
+                d_n = self._tokens(n, delta).reshape(-1, delta.shape[-1]).float()  # [T,O]
+                if weight_name is not None:
+                    x_n = self._tokens(n, x).reshape(-1, x.shape[-1]).float()  # [T,I]
+                    grad = d_n.T @ x_n if target.kind == "linear" else x_n.T @ d_n  # [O,I] (conv1d: [I,O])
+                    projector.add_dense(out[n : n + 1], weight_name, grad.reshape(1, -1))
+                if bias_name is not None:
+                    projector.add_dense(out[n : n + 1], bias_name, d_n.sum(dim=0, keepdim=True))  # [1,O]
+        elif target.kind == "embedding":
+            weight_name = target.param_names["weight"]
+            ids = x
+            mask = torch.ones_like(ids, dtype=torch.bool)
+            if self._token_index is not None:
+                mask = torch.zeros_like(ids, dtype=torch.bool)
+                for n, index in enumerate(self._token_index):
+                    mask[n, index] = True
+            example = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)[mask]
+            projector.add_rows(out, weight_name, delta[mask].float(), ids[mask], example, delta.shape[-1])
+        else:
+            self._project_generic(target, x, delta, out)
+
+    def _project_generic(self, target: TargetModule, x: torch.Tensor, delta: torch.Tensor, out: torch.Tensor) -> None:
+        """Exact per-example gradients of any parameterised leaf module, by a vmapped vector-Jacobian product."""
+        module = target.module
+        params = {local: getattr(module, local).detach() for local in target.param_names}
+
+        def example_grad(x_n: torch.Tensor, d_n: torch.Tensor) -> dict[str, torch.Tensor]:
+            _, pullback = vjp(lambda p: functional_call(module, p, (x_n[None],)), params)
+            return pullback(d_n[None])[0]
+
+        self._recomputing = True
+        try:
+            with torch.enable_grad():
+                grads = vmap(example_grad)(x, delta)  # {local: [n, *param.shape]}
+        finally:
+            self._recomputing = False
+        for local, canonical in target.param_names.items():
+            self.projector.add_dense(out, canonical, grads[local].reshape(delta.shape[0], -1).float())

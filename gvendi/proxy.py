@@ -1,0 +1,233 @@
+"""Loading the proxy model and turning (prompt, completion) pairs into masked token sequences.
+
+The paper's proxy is ``Qwen/Qwen2.5-0.5B-Instruct`` in bf16, eval mode. A chat proxy sees a user turn (the prompt)
+and an assistant turn (the completion); every token up to and including the assistant header is masked from the
+loss (label -100), so the loss is the mean over completion tokens, the template's closing tokens included. A proxy
+without a chat template sees ``prompt + completion + eos`` with the prompt masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .utils import resolve_device
+
+__all__ = ["DEFAULT_PROXY", "EncodedExample", "LoadedProxy", "encode_chat", "encode_pair", "load_proxy"]
+
+DEFAULT_PROXY = "Qwen/Qwen2.5-0.5B-Instruct"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class LoadedProxy:
+    """A proxy model with its tokenizer and a record of what it is (id, revision, content digest)."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    revision: str | None
+    digest: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _digest_files(path: Path) -> str:
+    """A content identity of a local model folder: names, sizes and the hash of small files (config, tokenizer)."""
+    h = hashlib.blake2b(digest_size=12)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        h.update(f"{file.relative_to(path)}:{stat.st_size}".encode())
+        if stat.st_size <= 1 << 20:
+            h.update(file.read_bytes())
+        else:  # large weights: sample the head and tail instead of reading gigabytes
+            with open(file, "rb") as handle:
+                h.update(handle.read(1 << 16))
+                handle.seek(-(1 << 16), os.SEEK_END)
+                h.update(handle.read())
+    return h.hexdigest()
+
+
+def _digest_model(model: torch.nn.Module) -> str:
+    """A content identity of an in-memory model: a hash of its parameters' bytes."""
+    h = hashlib.blake2b(digest_size=12)
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _resolve_name(proxy: str) -> str:
+    if proxy == "tiny":
+        from .data import TINY_PROXY_PATH
+
+        return str(TINY_PROXY_PATH)
+    return proxy
+
+
+def load_proxy(
+    proxy: Any = DEFAULT_PROXY,
+    *,
+    tokenizer: Any = None,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> LoadedProxy:
+    """Load a proxy causal LM and its tokenizer, in eval mode.
+
+    Args:
+        proxy: a Hub id, a local folder, ``"tiny"`` (the bundled demo proxy) or an already loaded model.
+        tokenizer: the tokenizer, required when ``proxy`` is a model object; loaded with the model otherwise.
+        revision (`str`, *optional*): Hub revision (branch, tag or commit).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; the first GPU when omitted and available.
+        dtype: ``"bfloat16"``, ``"float32"``, …; bf16 on GPU (as in the paper), float32 on CPU when omitted.
+
+    Raises:
+        ValueError: an unknown or uncached proxy (offline), or a model object without a tokenizer.
+    """
+    target_device = resolve_device(device)
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'.")
+        dtype = getattr(torch, dtype)
+    if dtype is None:
+        dtype = torch.bfloat16 if target_device.type == "cuda" else torch.float32
+
+    if isinstance(proxy, torch.nn.Module):
+        if tokenizer is None:
+            raise ValueError(
+                "proxy is a model object, so its tokenizer must be passed too: "
+                "GradientFeaturizer(model, tokenizer=tokenizer)."
+            )
+        model = proxy
+        name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        commit = getattr(getattr(model, "config", None), "_commit_hash", None)
+        model.eval()
+        return LoadedProxy(model, tokenizer, name, revision or commit, _digest_model(model))
+
+    if not isinstance(proxy, (str, os.PathLike)):
+        raise TypeError(f"proxy must be a Hub id, a local path, 'tiny' or a model object; got {type(proxy).__name__}.")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = _resolve_name(str(proxy))
+    local = Path(name).is_dir()
+    try:
+        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=dtype)
+    except (OSError, ValueError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+        where = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1" if offline else str(err).splitlines()[0]
+        raise ValueError(
+            f"could not load the proxy {str(proxy)!r}: {where}. Either pass a local folder that holds the model "
+            f"(--proxy /path/to/model, e.g. after `huggingface-cli download {proxy}` on a machine with network), "
+            "or use the bundled demo proxy (--proxy tiny)."
+        ) from None
+    model.to(target_device)
+    model.eval()
+    commit = getattr(model.config, "_commit_hash", None)
+    digest = _digest_files(Path(name)) if local else f"{name}@{revision or commit or 'main'}"
+    display = "tiny" if str(proxy) == "tiny" else str(proxy)
+    return LoadedProxy(model, tok, display, revision or commit, digest)
+
+
+@dataclass
+class EncodedExample:
+    """Token ids and loss labels (-100 where masked) of one example."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def _check_text(value: Any, field_name: str, row: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"row {row}: field {field_name!r} must be a string, got {type(value).__name__} ({str(value)[:60]!r}); "
+            "convert it to text or drop the row."
+        )
+    return value
+
+
+def _as_ids(encoded: Any) -> list[int]:
+    if hasattr(encoded, "keys") and "input_ids" in encoded:
+        encoded = encoded["input_ids"]
+    if hasattr(encoded, "tolist"):
+        encoded = encoded.tolist()
+    return list(encoded)
+
+
+def _template(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
+    return _as_ids(
+        tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
+    )
+
+
+def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> EncodedExample:
+    """Encode a conversation; the loss covers every assistant turn (header excluded, closing tokens included)."""
+    if not messages or not isinstance(messages, (list, tuple)):
+        raise ValueError(f"row {row}: messages must be a non-empty list of {{'role', 'content'}} dicts.")
+    messages = [dict(m) for m in messages]
+    if not any(m.get("role") == "assistant" for m in messages):
+        raise ValueError(f"row {row}: the conversation has no assistant turn, so there is no completion to score.")
+    full = _template(tokenizer, messages, add_generation_prompt=False)
+    labels = [IGNORE_INDEX] * len(full)
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        _check_text(message.get("content"), f"messages[{i}].content", row)
+        if not message["content"].strip():
+            raise ValueError(f"row {row}: assistant turn {i} is empty; every completion needs at least one token.")
+        start = len(_template(tokenizer, messages[:i], add_generation_prompt=True))
+        stop = len(_template(tokenizer, messages[: i + 1], add_generation_prompt=False))
+        labels[start:stop] = full[start:stop]
+    return EncodedExample(full, labels)
+
+
+def encode_pair(
+    tokenizer: Any, prompt: Any, completion: Any, *, row: int, use_chat_template: bool, fields: tuple[str, str] = ("prompt", "completion")
+) -> EncodedExample:
+    """Encode one (prompt, completion) pair with the prompt masked from the loss."""
+    prompt = _check_text(prompt, fields[0], row)
+    completion = _check_text(completion, fields[1], row)
+    if not completion.strip():
+        raise ValueError(
+            f"row {row}: field {fields[1]!r} is empty; G-Vendi is the gradient of the completion's loss, so every "
+            "row needs a non-empty completion (drop or fill that row)."
+        )
+    if use_chat_template:
+        return encode_chat(
+            tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], row=row
+        )
+    prompt_ids = _as_ids(tokenizer(prompt, add_special_tokens=True))
+    completion_ids = _as_ids(tokenizer(completion, add_special_tokens=False))
+    if tokenizer.eos_token_id is not None:
+        completion_ids.append(tokenizer.eos_token_id)
+    return EncodedExample(prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids)
+
+
+def truncate(example: EncodedExample, max_length: int | None, *, row: int) -> EncodedExample:
+    """Cut to ``max_length`` tokens from the right; refuse when no completion token survives."""
+    if max_length is not None and len(example.input_ids) > max_length:
+        example = EncodedExample(example.input_ids[:max_length], example.labels[:max_length])
+    # position 0 is never predicted (labels shift by one), so a label there does not count
+    if not any(label != IGNORE_INDEX for label in example.labels[1:]):
+        raise ValueError(
+            f"row {row}: no completion token is left to score (the completion was truncated away by "
+            f"max_length={max_length} or is fully masked); raise max_length or shorten the prompt."
+        )
+    return example
+
+
+def describe(loaded: LoadedProxy) -> dict[str, Any]:
+    """Provenance fields of a loaded proxy."""
+    return {"proxy": loaded.name, "proxy_revision": loaded.revision, "proxy_digest": loaded.digest}
+
+
+def dumps_config(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, default=str)

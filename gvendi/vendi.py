@@ -1,0 +1,297 @@
+"""The Vendi Score of unit feature rows, through a streaming k×k accumulator.
+
+G-Vendi (Jung et al., 2025) is the Vendi Score (Friedman & Dieng, 2023) of the cosine kernel between
+projected per-example gradients. With unit rows ``x_i`` the kernel matrix ``K = X Xᵀ / N`` and the
+``k×k`` second-moment matrix ``Σ = Xᵀ X / N`` share their non-zero eigenvalues, so a ``k×k``
+accumulator is enough and memory never grows with ``N``::
+
+    Σ        = (1/N) Σ_i x_i x_iᵀ                    trace 1
+    VS_q     = exp( log(Σ_λ λ^q) / (1 − q) )          order q (Pasarkar & Dieng, 2023)
+    VS_1     = exp( −Σ_λ λ log λ )                    Shannon, the paper's G-Vendi
+    VS_inf   = 1 / λ_max
+
+The value lies in ``[1, min(N, k)]``: one row scores 1, N identical rows score 1, k orthonormal rows score k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["GVendiResult", "VendiAccumulator", "entropy_q", "score", "vendi_from_eigenvalues"]
+
+# Eigenvalues below this (relative to the largest) are round-off of a rank-deficient Σ, not mass.
+_EIGEN_FLOOR = 1e-12
+
+
+def entropy_q(eigenvalues: np.ndarray, q: float = 1.0) -> float:
+    """Rényi entropy of order ``q`` of a probability vector of eigenvalues (zeros ignored).
+
+    Args:
+        eigenvalues (`np.ndarray`): non-negative values summing to 1.
+        q (`float`, *optional*, defaults to 1.0): order, ``q > 0``; 1 is Shannon, ``float("inf")`` min-entropy.
+
+    Returns:
+        `float`: the entropy in nats.
+    """
+    if not q > 0:
+        raise ValueError(f"q must be > 0 (got q={q!r}); use q=1.0 for the paper's G-Vendi.")
+    p = np.asarray(eigenvalues, dtype=np.float64)
+    p = p[p > _EIGEN_FLOOR * max(float(p.max(initial=0.0)), 1e-300)]
+    if p.size == 0:
+        return 0.0
+    if q == 1.0:
+        return float(-(p * np.log(p)).sum())
+    if math.isinf(q):
+        return float(-np.log(p.max()))
+    return float(np.log((p**q).sum()) / (1.0 - q))
+
+
+def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
+    """Vendi Score ``exp(H_q)`` from the eigenvalues of a trace-1 similarity matrix."""
+    p = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
+    total = p.sum()
+    if total <= 0:
+        raise ValueError("all eigenvalues are zero: no non-zero feature rows were accumulated.")
+    return float(math.exp(entropy_q(p / total, q)))
+
+
+@dataclass
+class GVendiResult:
+    """A G-Vendi value and what produced it.
+
+    Attributes:
+        value (`float`): the score, in ``[1, min(num_samples, dim)]``.
+        num_samples (`int`): rows accumulated (N).
+        dim (`int`): feature dimension (k).
+        q (`float`): the order of the score.
+        provenance (`dict`): proxy id and revision, projection, seed, gvendi version, … whatever made the features.
+    """
+
+    value: float
+    num_samples: int
+    dim: int
+    q: float = 1.0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with ``gvendi``, ``num_samples``, ``dim``, ``q`` and the provenance fields."""
+        out = {"gvendi": self.value, "num_samples": self.num_samples, "dim": self.dim, "q": self.q}
+        out.update(self.provenance)
+        return out
+
+    def __repr__(self) -> str:
+        return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q})"
+
+
+def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
+    """Turn one batch (numpy, torch, list of rows, Arrow array/table column) into a float64 (n, d) array."""
+    if isinstance(batch, torch.Tensor):
+        array = batch.detach().to("cpu", torch.float64).numpy()
+    else:
+        if hasattr(batch, "to_numpy") and not isinstance(batch, np.ndarray):  # Arrow / pandas
+            try:
+                batch = batch.to_numpy(zero_copy_only=False)
+            except TypeError:
+                batch = batch.to_numpy()
+        if isinstance(batch, np.ndarray) and batch.dtype == object:
+            batch = list(batch)
+        try:
+            array = np.asarray(batch, dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"features from row {row_offset} on are not a rectangular numeric array (mixed dims or non-numbers?): "
+                "pass an (N, dim) array, or rows that all have the same length."
+            ) from err
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, dim); got shape {array.shape} from row {row_offset} on.")
+    return array
+
+
+class VendiAccumulator:
+    """Streaming, mergeable ``k×k`` accumulator of unit feature rows; scores the Vendi Score of any order.
+
+    The state is ``S = Σ_i x_i x_iᵀ`` in float64 plus the row count, so updates are order-free and
+    ``merge`` of shards or ranks is exact (up to float64 summation order).
+
+    Args:
+        dim (`int`): the feature dimension k (``dim ≥ 1``).
+        normalize (`bool`, *optional*, defaults to `True`): unit-normalise each row before accumulating.
+        device (`str` or `torch.device`, *optional*): where the k×k state lives (CPU by default).
+
+    Example:
+        >>> import numpy as np
+        >>> acc = VendiAccumulator(dim=4)
+        >>> acc.update(np.eye(4))
+        >>> round(acc.score().value, 6)
+        4.0
+    """
+
+    def __init__(self, dim: int, *, normalize: bool = True, device: str | torch.device | None = None):
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim must be an integer ≥ 1 (got dim={dim!r}).")
+        self.dim = int(dim)
+        self.normalize = normalize
+        self.device = torch.device(device or "cpu")
+        self.second_moment = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        self.count = 0
+        self.provenance: dict[str, Any] = {}
+
+    def _check_rows(self, rows: torch.Tensor, row_offset: int) -> torch.Tensor:
+        if rows.shape[1] != self.dim:
+            raise ValueError(
+                f"feature rows {row_offset}..{row_offset + rows.shape[0] - 1} have dim {rows.shape[1]}, "
+                f"but this accumulator has dim {self.dim}: all rows must come from the same projection."
+            )
+        finite = torch.isfinite(rows).all(dim=1)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0]) + row_offset
+            raise ValueError(f"feature row {bad} contains NaN or inf: drop or recompute that example.")
+        if self.normalize:
+            norms = rows.norm(dim=1, keepdim=True)
+            zero = norms.squeeze(1) == 0
+            if bool(zero.any()):
+                bad = int(zero.nonzero()[0, 0]) + row_offset
+                raise ValueError(
+                    f"feature row {bad} is all zeros, so it has no direction: its example produced no gradient "
+                    "(empty or fully masked completion?). Drop it before scoring."
+                )
+            rows = rows / norms
+        return rows
+
+    def update(self, batch: Any) -> VendiAccumulator:
+        """Add a batch of rows (numpy, torch, list of rows or an Arrow column) of shape (n, dim)."""
+        if isinstance(batch, torch.Tensor):
+            rows = batch.detach().to(self.device, torch.float64)
+            if rows.ndim == 1:
+                rows = rows[None, :]
+            if rows.ndim != 2:
+                raise ValueError(f"features must be 2-D (N, dim); got shape {tuple(rows.shape)}.")
+        else:
+            rows = torch.from_numpy(_to_numpy_2d(batch, row_offset=self.count)).to(self.device)
+        if rows.shape[0] == 0:
+            return self
+        rows = self._check_rows(rows, self.count)
+        self.second_moment.addmm_(rows.T, rows)  # [k,n]×[n,k] → [k,k]
+        self.count += rows.shape[0]
+        return self
+
+    def merge(self, other: VendiAccumulator) -> VendiAccumulator:
+        """Add another accumulator's rows into this one (exact: the states are sums)."""
+        if not isinstance(other, VendiAccumulator):
+            raise TypeError(f"can only merge another VendiAccumulator, got {type(other).__name__}.")
+        if other.dim != self.dim:
+            raise ValueError(f"cannot merge accumulators of dim {self.dim} and {other.dim}.")
+        self.second_moment += other.second_moment.to(self.device)
+        self.count += other.count
+        return self
+
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of ``Σ = S / N`` (trace 1 for unit rows), descending."""
+        if self.count == 0:
+            raise ValueError("no rows accumulated: G-Vendi of 0 examples is undefined. Pass at least one example.")
+        sigma = (self.second_moment / self.count).cpu().numpy()
+        values = np.linalg.eigvalsh((sigma + sigma.T) / 2.0)
+        return np.clip(values[::-1], 0.0, None)
+
+    def score(self, q: float = 1.0) -> GVendiResult:
+        """The Vendi Score of order ``q`` of everything accumulated so far."""
+        if not (isinstance(q, (int, float)) and q > 0):
+            raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi.")
+        value = vendi_from_eigenvalues(self.eigenvalues(), q)
+        value = min(max(value, 1.0), float(min(self.count, self.dim)))  # clamp round-off into the valid range
+        return GVendiResult(value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Serialisable state (for checkpoints and ``torch.distributed`` gathers)."""
+        return {"dim": self.dim, "count": self.count, "second_moment": self.second_moment.cpu().clone()}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> VendiAccumulator:
+        acc = cls(int(state["dim"]))
+        acc.second_moment.copy_(torch.as_tensor(state["second_moment"], dtype=torch.float64))
+        acc.count = int(state["count"])
+        return acc
+
+    def __repr__(self) -> str:
+        return f"VendiAccumulator(dim={self.dim}, count={self.count})"
+
+
+def _iter_batches(features: Any, batch_rows: int) -> Iterable[Any]:
+    """Yield row batches from an array, a tensor, a `datasets` column or an iterable of batches."""
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        for start in range(0, features.shape[0], batch_rows):
+            yield features[start : start + batch_rows]
+        return
+    # `datasets` Column (lazy) or Arrow ChunkedArray: read chunk by chunk, never all at once
+    if hasattr(features, "chunks"):
+        for chunk in features.chunks:
+            yield chunk
+        return
+    if type(features).__name__ == "Column" and hasattr(features, "source"):
+        source, name = features.source, features.column_name
+        for start in range(0, len(source), batch_rows):
+            yield source[start : start + batch_rows][name]
+        return
+    if isinstance(features, list):
+        if features and isinstance(features[0], (int, float, np.floating)):
+            yield features  # one single row
+            return
+        if features and isinstance(features[0], (np.ndarray, torch.Tensor)) and getattr(features[0], "ndim", 1) == 2:
+            yield from features  # a list of batches
+            return
+        for start in range(0, len(features), batch_rows):
+            yield features[start : start + batch_rows]
+        return
+    yield from features  # any other iterable: treated as a stream of batches
+
+
+def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: Mapping[str, Any] | None = None) -> GVendiResult:
+    """G-Vendi (the Vendi Score of the cosine kernel) of feature rows, streamed through a k×k accumulator.
+
+    Args:
+        features: an (N, dim) numpy array or torch tensor, a list of rows, a `datasets` column / Arrow array of
+            fixed-length lists, or an iterable of (n, dim) batches (streamed, never held in memory at once).
+            Rows are unit-normalised inside.
+        q (`float`, *optional*, defaults to 1.0): order of the score; 1 is the paper's G-Vendi, ``inf`` gives 1/λ_max.
+        dim (`int`, *optional*): expected feature dimension; inferred from the first batch when omitted.
+        provenance (`dict`, *optional*): what produced the features, copied into the result.
+
+    Returns:
+        `GVendiResult`: ``.value`` (also ``float(result)``), ``num_samples``, ``dim``, ``q`` and provenance.
+
+    Example:
+        >>> import numpy as np
+        >>> float(score(np.ones((5, 3))))  # five identical rows: one effective direction
+        1.0
+        >>> round(score(np.eye(3)).value, 6)
+        3.0
+    """
+    if not (isinstance(q, (int, float)) and q > 0):
+        raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi.")
+    accumulator: VendiAccumulator | None = VendiAccumulator(dim) if dim is not None else None
+    for batch in _iter_batches(features, batch_rows=65536):
+        if accumulator is None:
+            if isinstance(batch, torch.Tensor):
+                first = batch if batch.ndim == 2 else batch[None, :]
+            else:
+                first = _to_numpy_2d(batch)
+            if first.shape[0] == 0:
+                continue
+            accumulator = VendiAccumulator(int(first.shape[1]))
+        accumulator.update(batch)
+    if accumulator is None or accumulator.count == 0:
+        raise ValueError("no feature rows to score (0 rows): G-Vendi needs at least one example.")
+    if provenance:
+        accumulator.provenance.update(provenance)
+    return accumulator.score(q)

@@ -1,0 +1,26 @@
+"""Test-wide setup: every Hugging Face cache in a temporary folder, offline, progress bars off, 2 threads."""
+
+import os
+import tempfile
+
+_CACHE_ROOT = tempfile.mkdtemp(prefix="gvendi-tests-hf-")
+os.environ["HF_HOME"] = _CACHE_ROOT
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE_ROOT, "datasets")
+os.environ["HF_MODULES_CACHE"] = os.path.join(_CACHE_ROOT, "modules")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_EVALUATE_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GVENDI_DISABLE_PROGRESS_BAR"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def hf_cache_root() -> str:
+    """The temporary folder that holds HF_HOME, HF_DATASETS_CACHE and HF_MODULES_CACHE for this run."""
+    return _CACHE_ROOT
