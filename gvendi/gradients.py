@@ -127,6 +127,7 @@ class GradientCollector:
         self._out: torch.Tensor | None = None
         self._token_index: list[torch.Tensor] | None = None
         self._batch_size = 0
+        self.group_elements = 1 << 25  # bound on per-example gradient elements held at once (128 MB in fp32)
         self._recomputing = False  # True while a generic module is re-run for its per-example gradients
 
     # lifecycle -------------------------------------------------------------------------------------------------
@@ -176,10 +177,18 @@ class GradientCollector:
             if self._out is None or self._recomputing or not torch.is_grad_enabled():
                 return None
             x = inputs[0].detach() if inputs else None
-            if target.kind == "embedding" and self.freeze and not output.requires_grad:
-                output = output.detach().requires_grad_(True)
-                self._register_backward(target, x, output)
-                return output
+            if target.kind == "embedding":
+                replaced = False
+                if output.shape[0] == 1 and self._batch_size > 1:  # shared lookups (position ids [1,T]) broadcast
+                    output = output.expand(self._batch_size, *output.shape[1:])  # later; give each example its own δ
+                    x = x.expand(self._batch_size, *x.shape[1:])
+                    replaced = True
+                if self.freeze and not output.requires_grad:
+                    output = output.detach().requires_grad_(True)
+                    replaced = True
+                if output.requires_grad:
+                    self._register_backward(target, x, output)
+                return output if replaced else None
             if not output.requires_grad:
                 return None
             self._register_backward(target, x, output)
@@ -215,14 +224,24 @@ class GradientCollector:
         if target.kind in ("linear", "conv1d"):
             weight_name = target.param_names.get("weight")
             bias_name = target.param_names.get("bias")
-            for n in range(delta.shape[0]):
-                d_n = self._tokens(n, delta).reshape(-1, delta.shape[-1]).float()  # [T,O]
-                if weight_name is not None:
-                    x_n = self._tokens(n, x).reshape(-1, x.shape[-1]).float()  # [T,I]
-                    grad = d_n.T @ x_n if target.kind == "linear" else x_n.T @ d_n  # [O,I] (conv1d: [I,O])
-                    projector.add_dense(out[n : n + 1], weight_name, grad.reshape(1, -1))
-                if bias_name is not None:
-                    projector.add_dense(out[n : n + 1], bias_name, d_n.sum(dim=0, keepdim=True))  # [1,O]
+            n_examples, n_out, n_in = delta.shape[0], delta.shape[-1], x.shape[-1]
+            if weight_name is not None:
+                # per-example weight gradients, a group of examples at a time to bound memory
+                group = max(1, min(n_examples, self.group_elements // (n_out * n_in)))
+                buffer = torch.empty(group, n_out * n_in, device=delta.device, dtype=torch.float32)
+                for start in range(0, n_examples, group):
+                    stop = min(n_examples, start + group)
+                    for row, n in enumerate(range(start, stop)):
+                        d_n = self._tokens(n, delta).reshape(-1, n_out).float()  # [T,O]
+                        x_n = self._tokens(n, x).reshape(-1, n_in).float()  # [T,I]
+                        if target.kind == "linear":
+                            torch.mm(d_n.T, x_n, out=buffer[row].view(n_out, n_in))  # [O,T]×[T,I] → [O,I]
+                        else:  # Conv1D stores the weight transposed
+                            torch.mm(x_n.T, d_n, out=buffer[row].view(n_in, n_out))  # [I,T]×[T,O] → [I,O]
+                    projector.add_dense(out[start:stop], weight_name, buffer[: stop - start])
+            if bias_name is not None:
+                bias_grads = delta.float().reshape(n_examples, -1, n_out).sum(dim=1)  # [n,O] (padding has δ = 0)
+                projector.add_dense(out, bias_name, bias_grads)
         elif target.kind == "embedding":
             weight_name = target.param_names["weight"]
             ids = x

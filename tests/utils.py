@@ -8,3 +8,59 @@ import pytest
 def require_package(name: str):
     """Skip a test when an optional package is not installed."""
     return pytest.mark.skipif(importlib.util.find_spec(name) is None, reason=f"{name} is not installed")
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def make_word_tokenizer(words: int = 200, *, chat: bool = True):
+    """A whitespace word-level tokenizer over ``w0 … w{words-1}`` plus Qwen-style special tokens, built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
+    vocab = {token: i for i, token in enumerate(specials + ["user", "assistant"] + [f"w{i}" for i in range(words)])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_qwen(vocab_size: int, *, hidden: int = 32, layers: int = 2, intermediate: int = 64, seed: int = 0, tied: bool = True):
+    """A randomly initialised Qwen2 causal LM, built from a config (no download), in eval mode."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied, max_position_embeddings=256,
+    )
+    return Qwen2ForCausalLM(config).eval()
+
+
+def exact_per_example_gradients(model, examples):
+    """Full per-example gradients over every parameter, one backward per example: [N, |θ|] float64 (the reference)."""
+    import torch
+
+    from gvendi.gradients import per_example_loss
+
+    rows = []
+    params = [p for _, p in model.named_parameters()]
+    for example in examples:
+        model.zero_grad(set_to_none=True)
+        ids = torch.tensor([example.input_ids])
+        labels = torch.tensor([example.labels])
+        per_example_loss(model(input_ids=ids).logits, labels).sum().backward()
+        rows.append(torch.cat([p.grad.flatten() for p in params]).double())
+    model.zero_grad(set_to_none=True)
+    return torch.stack(rows)

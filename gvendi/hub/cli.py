@@ -1,0 +1,127 @@
+"""The ``gvendi push`` command: publish a finished synthesis run folder to the Hub (or dry-run it to a folder).
+
+Wire it into a CLI with :func:`register_cli`; ``python -m gvendi.hub push ...`` runs it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["main", "push_command", "recipe_main", "register_cli"]
+
+_EPILOG = """examples:
+  gvendi push runs/math-0 --repo-id my-org/PrismMath --license cc-by-4.0 --dry-run out/prismmath
+  HF_TOKEN=hf_... gvendi push runs/math-0 --repo-id my-org/PrismMath --license cc-by-4.0
+  gvendi push runs/nli-0 --repo-id my-org/PrismNLI --license cc-by-4.0 --private --revision v1
+
+The token comes from HF_TOKEN or the login cache (`hf auth login`); it is never printed. Pushing the same run
+again makes no commit."""
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``push`` sub-command to ``subparsers`` (its handler is ``args.handler(args) -> int``)."""
+    parser = subparsers.add_parser(
+        "push",
+        help="publish a finished synthesis run to the Hugging Face Hub as a dataset",
+        description=(
+            "Publish a finished synthesis run folder as a Hub dataset: parquet shards under data/ and a dataset "
+            "card (README.md) with the run's provenance, G-Vendi and decontamination report, in one commit."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `gvendi synthesize`")
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="dataset repository to push to")
+    parser.add_argument(
+        "--license",
+        default=None,
+        metavar="ID",
+        help="Hub license id of the data set (e.g. cc-by-4.0); required, gvendi never picks one for you",
+    )
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
+    parser.add_argument(
+        "--dry-run",
+        default=None,
+        metavar="OUT_DIR",
+        help="write the files that would be uploaded to OUT_DIR and send nothing",
+    )
+    parser.add_argument("--pretty-name", default=None, help="display name on the card (default PrismMath/PrismNLI)")
+    parser.add_argument("--task", default=None, choices=("math", "nli"), help="refuse a run folder of another task")
+    parser.add_argument("--commit-message", default=None, help="commit title")
+    parser.set_defaults(handler=push_command)
+
+
+def push_command(args: argparse.Namespace) -> int:
+    """Run ``gvendi push`` from parsed arguments; returns the exit code (0 ok, 1 Hub failure, 2 bad input)."""
+    from .publish import HubPublishError, push_run, scrub
+
+    try:
+        result = push_run(
+            args.run_dir,
+            args.repo_id,
+            license=args.license,
+            private=args.private,
+            revision=args.revision,
+            dry_run_dir=args.dry_run,
+            pretty_name=args.pretty_name,
+            task=args.task,
+            commit_message=args.commit_message,
+        )
+    except ValueError as err:
+        print(f"gvendi push: error: {scrub(str(err))}", file=sys.stderr)
+        return 2
+    except HubPublishError as err:
+        print(f"gvendi push: error: {scrub(str(err))}", file=sys.stderr)
+        return 1
+    if result.dry_run:
+        print(f"dry run: wrote {len(result.files)} file(s) to {result.folder} (nothing uploaded)")
+        for name in result.files:
+            print(f"  {name}")
+    elif result.changed:
+        print(
+            f"pushed {len(result.uploaded)} file(s)"
+            + (f", deleted {len(result.deleted)}" if result.deleted else "")
+            + f" to {result.repo_id}@{result.revision} in commit {result.commit}"
+        )
+    else:
+        print(f"{result.repo_id}@{result.revision} is already up to date (commit {result.commit}); no commit made")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gvendi.hub push ...``: the push command without the rest of the gvendi CLI."""
+    parser = argparse.ArgumentParser(prog="gvendi")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register_cli(subparsers)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
+
+
+def recipe_main(task: str, pretty_name: str, argv: list[str] | None = None, *, description: str = "") -> int:
+    """The ``hub_scripts/push_prism*.py`` recipes: publish a finished ``task`` run as ``pretty_name``.
+
+    Same options as ``gvendi push`` but the task is enforced, the card is named ``pretty_name`` and ``--license``
+    is required by the parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"push_{pretty_name.lower()}.py",
+        description=description or f"Publish a finished {task} synthesis run as {pretty_name}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help=f"a finished `gvendi synthesize --task {task}` run folder")
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help=f"e.g. my-org/{pretty_name}")
+    parser.add_argument("--license", required=True, metavar="ID", help="Hub license id of the data set (required)")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
+    parser.add_argument("--dry-run", default=None, metavar="OUT_DIR", help="write the files to OUT_DIR, send nothing")
+    parser.add_argument("--commit-message", default=None, help="commit title")
+    args = parser.parse_args(argv)
+    args.task, args.pretty_name = task, pretty_name
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return push_command(args)

@@ -1,0 +1,67 @@
+"""Publish the G-Vendi evaluate measurement as a Hugging Face Space (gradio), with its module card.
+
+    # 1. look at the Space folder (app.py, gvendi.py, requirements.txt, README.md); no token needed
+    python hub_scripts/push_measurement_space.py --repo-id my-org/gvendi --dry-run out/gvendi-space
+    # 2. publish (the token comes from HF_TOKEN or `hf auth login`)
+    python hub_scripts/push_measurement_space.py --repo-id my-org/gvendi
+    # 3. use it from anywhere
+    python -c "import evaluate; m = evaluate.load('my-org/gvendi'); print(m.description)"
+
+Name the Space `gvendi`: `evaluate.load("ORG/gvendi")` downloads `gvendi.py` from it, and that file imports the
+module class from the installed package (`from gvendi.measurement import Gvendi`), so `requirements.txt` must
+install gvendi (`--requirement "gvendi @ git+https://..."` when it is not on PyPI). Pushing again without changes
+makes no commit.
+"""
+
+import argparse
+import logging
+import sys
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The recipe's arguments."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space, e.g. my-org/gvendi")
+    parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
+    parser.add_argument("--dry-run", default=None, metavar="OUT_DIR", help="write the Space folder, send nothing")
+    parser.add_argument(
+        "--requirement", default="gvendi", help="requirements.txt line that installs gvendi (default: gvendi)"
+    )
+    parser.add_argument("--sdk-version", default=None, help="pin the Space's gradio version (default: the Hub's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build and publish (or dry-run) the Space; returns the exit code (0 ok, 1 Hub failure, 2 bad input)."""
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gvendi.hub.publish import HubPublishError, scrub
+    from gvendi.hub.space import push_measurement_space
+
+    try:
+        result = push_measurement_space(
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            dry_run_dir=args.dry_run,
+            gvendi_requirement=args.requirement,
+            sdk_version=args.sdk_version,
+        )
+    except ValueError as err:
+        print(f"push_measurement_space: error: {scrub(str(err))}", file=sys.stderr)
+        return 2
+    except HubPublishError as err:
+        print(f"push_measurement_space: error: {scrub(str(err))}", file=sys.stderr)
+        return 1
+    if result.dry_run:
+        print(f"dry run: wrote {', '.join(result.files)} to {result.folder} (nothing uploaded)")
+    elif result.changed:
+        print(f"pushed {len(result.uploaded)} file(s) to Space {result.repo_id}@{result.revision} ({result.commit})")
+    else:
+        print(f"Space {result.repo_id}@{result.revision} is already up to date ({result.commit}); no commit made")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Per-example gradient features: exact against one-backward-per-example references, invariant to batching."""
+
+import numpy as np
+import pytest
+import torch
+from utils import exact_per_example_gradients, make_word_tokenizer, tiny_qwen
+
+from gvendi import GradientFeaturizer
+from gvendi.projection import CountSketchProjector, DenseProjector
+
+TOKENIZER = make_word_tokenizer(60)
+
+
+def _records(n, seed=0, min_len=3, max_len=12):
+    rng = np.random.default_rng(seed)
+    words = lambda k: " ".join(f"w{int(i)}" for i in rng.integers(0, 60, size=k))  # noqa: E731
+    return [
+        {"prompt": words(rng.integers(min_len, max_len)), "completion": words(rng.integers(1, max_len))}
+        for _ in range(n)
+    ]
+
+
+def _exact_features(featurizer, records, transform):
+    examples = featurizer.encode({k: [r[k] for r in records] for k in records[0]})
+    exact = exact_per_example_gradients(featurizer.model, examples).float()
+    projected = transform(exact)
+    return (projected / projected.norm(dim=1, keepdim=True)).numpy()
+
+
+def _dense_matrix(projector, model):
+    return torch.cat([projector.signs(name, torch.arange(p.numel())) for name, p in model.named_parameters()])
+
+
+def _sketch_matrix(projector, model):
+    blocks = []
+    for name, p in model.named_parameters():
+        buckets = projector.signed_buckets(name, torch.arange(p.numel()))
+        block = torch.zeros(p.numel(), 2 * projector.dim)
+        block[torch.arange(p.numel()), buckets] = 1.0
+        blocks.append(block)
+    return torch.cat(blocks)
+
+
+def _cosines(a, b):
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_dense_projection_is_exact(tied):
+    model = tiny_qwen(len(TOKENIZER), tied=tied)
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=128, projection="dense", batch_size=4, show_progress=False)
+    records = _records(10)
+    ours = featurizer.featurize(records)
+    matrix = _dense_matrix(featurizer.projector, model)
+    reference = _exact_features(featurizer, records, lambda g: g @ matrix)
+    assert _cosines(ours, reference).min() > 0.9999
+    assert all(p.requires_grad for p in model.parameters()), "requires_grad must be restored"
+
+
+def test_sketch_projection_is_exact():
+    model = tiny_qwen(len(TOKENIZER))
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=128, batch_size=3, show_progress=False)
+    records = _records(9, seed=1)
+    ours = featurizer.featurize(records)
+    matrix = _sketch_matrix(featurizer.projector, model)
+    reference = _exact_features(featurizer, records, lambda g: featurizer.projector.finalize(g @ matrix))
+    assert _cosines(ours, reference).min() > 0.9999
+
+
+def test_gpt2_conv1d_layernorm_and_position_embeddings():
+    """Another architecture: Conv1D layers, LayerNorm with bias (generic path), learned position embeddings."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=96, projection="dense", batch_size=4, show_progress=False)
+    records = _records(6, seed=2)
+    ours = featurizer.featurize(records)
+    matrix = _dense_matrix(featurizer.projector, model)
+    reference = _exact_features(featurizer, records, lambda g: g @ matrix)
+    assert _cosines(ours, reference).min() > 0.9999
+
+
+def test_features_do_not_depend_on_batching_padding_or_threads():
+    model = tiny_qwen(len(TOKENIZER))
+    records = _records(12, seed=3, min_len=1, max_len=20)
+    alone = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=256, batch_size=1, show_progress=False).featurize(records)
+    threads = torch.get_num_threads()
+    for batch_size in (2, 5, 12):
+        batched = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=256, batch_size=batch_size, show_progress=False)
+        assert _cosines(alone, batched.featurize(records)).min() > 0.9999
+    try:
+        torch.set_num_threads(1)
+        single = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=256, batch_size=4, show_progress=False)
+        assert _cosines(alone, single.featurize(records)).min() > 0.9999
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_projection_matrices_are_pinned():
+    """Matrices are pure integer hashes of (seed, parameter, index): pinned values guard every device and release."""
+    sketch = CountSketchProjector(1024, seed=0)
+    buckets = sketch.signed_buckets("model.layers.0.mlp.up_proj.weight", torch.arange(6)).tolist()
+    dense = DenseProjector(8, seed=3).signs("lm_head.weight", torch.arange(2)) * np.sqrt(8)
+    assert buckets == PINNED_BUCKETS
+    assert dense.round().int().tolist() == PINNED_SIGNS
+    # another seed gives another matrix
+    assert CountSketchProjector(1024, seed=1).signed_buckets("model.layers.0.mlp.up_proj.weight", torch.arange(6)).tolist() != buckets
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_projection_matrices_identical_on_gpu():
+    index = torch.arange(100_000)
+    sketch = CountSketchProjector(1024, seed=0)
+    assert torch.equal(sketch.signed_buckets("w", index), sketch.signed_buckets("w", index.cuda()).cpu())
+    dense = DenseProjector(64, seed=0)
+    assert torch.equal(dense.signs("w", index[:1000]), dense.signs("w", index[:1000].cuda()).cpu())
+
+
+def test_pretokenized_input_matches_text_input():
+    model = tiny_qwen(len(TOKENIZER))
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=64, show_progress=False)
+    records = _records(5, seed=4)
+    encoded = featurizer.encode({"prompt": [r["prompt"] for r in records], "completion": [r["completion"] for r in records]})
+    pretokenized = {"input_ids": [e.input_ids for e in encoded], "labels": [e.labels for e in encoded]}
+    np.testing.assert_allclose(featurizer.featurize(pretokenized), featurizer.featurize(records), atol=1e-6)
+
+
+# recorded with gvendi 0.1.0 (CPU); a change here changes every published feature, so it needs a version bump
+PINNED_BUCKETS = [1983, 1300, 1670, 1468, 1443, 1752]
+PINNED_SIGNS = [[-1, 1, -1, -1, -1, -1, -1, 1], [1, -1, 1, 1, -1, 1, -1, -1]]

@@ -1,0 +1,124 @@
+"""The Vendi Score core: sanity values, the reference dual form, streaming, merging, order q, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gvendi import VendiAccumulator, score
+from gvendi.vendi import entropy_q
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_one_row_scores_one():
+    assert score(np.random.default_rng(0).normal(size=(1, 16))).value == pytest.approx(1.0, abs=1e-6)
+
+
+def test_identical_rows_score_one():
+    row = np.random.default_rng(1).normal(size=(1, 32))
+    assert score(np.repeat(row, 50, axis=0)).value == pytest.approx(1.0, abs=1e-6)
+
+
+def test_orthonormal_rows_score_k():
+    k = 64
+    q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(k, k)))
+    assert score(q).value == pytest.approx(k, abs=1e-6)
+
+
+def test_matches_reference_dual_form():
+    vendi = pytest.importorskip("vendi_score.vendi")
+    x = _unit(np.random.default_rng(3).normal(size=(200, 24)))
+    assert score(x).value == pytest.approx(vendi.score_dual(x), rel=1e-9)
+
+
+def test_matches_kernel_form_for_every_order():
+    """The k×k dual and the N×N kernel share eigenvalues; compare against an explicit kernel computation."""
+    x = _unit(np.random.default_rng(4).normal(size=(40, 8)) + 0.5)
+    eig = np.clip(np.linalg.eigvalsh(x @ x.T / len(x)), 0, None)
+    for q in (0.5, 1.0, 2.0, float("inf")):
+        expected = math.exp(entropy_q(eig / eig.sum(), q))
+        assert score(x, q=q).value == pytest.approx(expected, rel=1e-8)
+    assert score(x, q=float("inf")).value == pytest.approx(1 / eig.max(), rel=1e-8)
+
+
+def test_rows_are_normalised_inside():
+    x = np.random.default_rng(5).normal(size=(30, 6))
+    scaled = x * np.random.default_rng(6).uniform(0.1, 10, size=(30, 1))
+    assert score(scaled).value == pytest.approx(score(x).value, rel=1e-10)
+
+
+def test_input_types_agree():
+    import datasets
+
+    x = np.random.default_rng(7).normal(size=(100, 12)).astype(np.float32)
+    expected = score(x).value
+    assert score(torch.from_numpy(x)).value == pytest.approx(expected, rel=1e-9)
+    assert score(x.tolist()).value == pytest.approx(expected, rel=1e-9)
+    assert score(iter([x[:33], x[33:70], x[70:]])).value == pytest.approx(expected, rel=1e-9)
+    table = datasets.Dataset.from_dict({"f": x.tolist()})
+    assert score(table["f"]).value == pytest.approx(expected, rel=1e-6)
+    assert score(table.data.column("f")).value == pytest.approx(expected, rel=1e-6)
+
+
+def test_streaming_generator_is_not_materialised():
+    def batches():
+        rng = np.random.default_rng(8)
+        for _ in range(20):
+            yield rng.normal(size=(500, 16))
+
+    result = score(batches())
+    assert result.num_samples == 10_000 and 1 <= result.value <= 16
+
+
+def test_merge_is_exact_and_order_free():
+    x = np.random.default_rng(9).normal(size=(300, 20))
+    whole = VendiAccumulator(20).update(x)
+    parts = [VendiAccumulator(20).update(x[i::3]) for i in range(3)]
+    merged = parts[2].merge(parts[0]).merge(parts[1])
+    assert merged.count == 300
+    assert merged.score().value == pytest.approx(whole.score().value, rel=1e-12)
+    restored = VendiAccumulator.from_state_dict(merged.state_dict())
+    assert restored.score().value == pytest.approx(whole.score().value, rel=1e-12)
+
+
+def test_result_carries_provenance():
+    result = score(np.eye(3), provenance={"proxy": "tiny", "seed": 0})
+    assert float(result) == pytest.approx(3.0)
+    assert result.to_dict()["proxy"] == "tiny" and result.to_dict()["num_samples"] == 3
+
+
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        (np.zeros((0, 4)), "0 rows"),
+        ([], "0 rows"),
+        (np.array([[1.0, np.nan], [1.0, 0.0]]), "row 0 contains NaN"),
+        (np.array([[1.0, 0.0], [0.0, np.inf]]), "row 1 contains NaN or inf"),
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), "row 1 is all zeros"),
+        ([[1.0, 0.0], [1.0, 0.0, 0.0]], "mixed dims"),
+    ],
+)
+def test_bad_features_are_named(features, message):
+    with pytest.raises(ValueError, match=message):
+        score(features)
+
+
+def test_mixed_dims_across_batches_name_rows():
+    with pytest.raises(ValueError, match=r"rows 2\.\.3 have dim 3"):
+        score(iter([np.ones((2, 2)), np.ones((2, 3))]))
+
+
+@pytest.mark.parametrize("dim", [0, -1, 1.5, True])
+def test_bad_dim(dim):
+    with pytest.raises(ValueError, match="dim must be an integer"):
+        VendiAccumulator(dim)
+
+
+@pytest.mark.parametrize("q", [0, -1.0, "one"])
+def test_bad_order(q):
+    with pytest.raises(ValueError, match="q must be"):
+        score(np.eye(2), q=q)
