@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -10,7 +11,10 @@ import evaluate
 
 from .proxy import DEFAULT_PROXY
 
-__all__ = ["Gvendi"]
+__all__ = ["MODULE_CARD", "Gvendi"]
+
+MODULE_CARD = (Path(__file__).parent / "measurement_card.md").read_text(encoding="utf-8")
+"""The measurement card (evaluate's template: description, how to use, inputs, outputs, examples, limitations)."""
 
 _CITATION = """\
 @inproceedings{jung2025prismatic,
