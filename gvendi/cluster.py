@@ -66,7 +66,7 @@ def spherical_kmeans(
     from its centroid, so every cluster stays non-empty while N ≥ K. Runs on a GPU when one is present.
 
     Args:
-        features: (N, dim) array or tensor; rows are unit-normalised inside.
+        features (`np.ndarray` or `torch.Tensor`): (N, dim) rows; unit-normalised inside.
         n_clusters (`int`): K, with ``1 ≤ K ≤ N``.
         n_iter (`int`, *optional*, defaults to 20): Lloyd iterations (the paper's setting).
         seed (`int`, *optional*, defaults to 0): seeds the initialisation.

@@ -14,7 +14,7 @@ from . import __version__
 from .gradients import GradientCollector, per_example_loss
 from .projection import PROJECTIONS, make_projector
 from .proxy import DEFAULT_PROXY, IGNORE_INDEX, EncodedExample, encode_chat, encode_pair, load_proxy, truncate
-from .utils import progress_bar, resolve_device
+from .utils import progress_bar
 
 __all__ = ["GradientFeaturizer"]
 
@@ -52,13 +52,15 @@ class GradientFeaturizer:
             gradient with a CountSketch inside the backward hooks (fast, never forms a full-model gradient);
             ``"dense"`` is the paper's dense Rademacher projection (slow reference).
         seed (`int`, *optional*, defaults to 0): projection seed.
-        prompt_column, completion_column (`str`): text columns of (prompt, completion) data.
+        prompt_column (`str`, *optional*, defaults to ``"prompt"``): the prompt text column.
+        completion_column (`str`, *optional*, defaults to ``"completion"``): the completion text column.
         messages_column (`str`, *optional*): a column of chat conversations instead (loss on assistant turns).
         output_column (`str`, *optional*, defaults to ``"gvendi_grad"``): the column ``__call__`` adds.
         max_length (`int`, *optional*): truncate token sequences to this length (rows left with no completion
             token raise an error).
         batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
-        device, dtype: where and in which precision the proxy runs (GPU + bf16 when available, else CPU + fp32).
+        device (`str`, *optional*): where the proxy runs; the first GPU when available, else the CPU.
+        dtype (`str` or `torch.dtype`, *optional*): proxy precision; bf16 on GPU (as in the paper), fp32 on CPU.
         use_chat_template (`bool`, *optional*): defaults to whether the tokenizer has a chat template.
         show_progress (`bool`, *optional*, defaults to `True`): a tqdm bar in :meth:`featurize`.
 
