@@ -24,3 +24,15 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def hf_cache_root() -> str:
     """The temporary folder that holds HF_HOME, HF_DATASETS_CACHE and HF_MODULES_CACHE for this run."""
     return _CACHE_ROOT
+
+
+@pytest.fixture(scope="session")
+def word_proxy_dir(tmp_path_factory) -> str:
+    """A tiny random Qwen2 and a 40-word tokenizer saved as a local proxy folder (``--proxy PATH``)."""
+    from utils import make_word_tokenizer, tiny_qwen
+
+    tokenizer = make_word_tokenizer(40)
+    folder = tmp_path_factory.mktemp("word-proxy")
+    tiny_qwen(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

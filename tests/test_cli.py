@@ -3,20 +3,10 @@
 import json
 
 import pytest
-from utils import make_word_tokenizer, tiny_qwen
 
 from gvendi.cli import main
 
 RECORDS = [{"prompt": f"w{i} w{i + 1}", "completion": f"w{i + 2} w{(3 * i) % 30}"} for i in range(12)]
-
-
-@pytest.fixture(scope="module")
-def proxy_dir(tmp_path_factory):
-    tokenizer = make_word_tokenizer(40)
-    folder = tmp_path_factory.mktemp("proxy")
-    tiny_qwen(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +36,10 @@ def _score(args, capsys):
     return code, captured.out, captured.err
 
 
-def test_every_input_kind_gives_the_same_json(proxy_dir, data_files, capsys):
+def test_every_input_kind_gives_the_same_json(word_proxy_dir, data_files, capsys):
     values = {}
     for kind, path in data_files.items():
-        code, out, err = _score([str(path), "--proxy", proxy_dir, "--dim", "32", "--json"], capsys)
+        code, out, err = _score([str(path), "--proxy", word_proxy_dir, "--dim", "32", "--json"], capsys)
         assert code == 0, err
         result = json.loads(out.strip().splitlines()[-1])
         assert result["num_samples"] == len(RECORDS) and result["dim"] == 32
@@ -57,8 +47,8 @@ def test_every_input_kind_gives_the_same_json(proxy_dir, data_files, capsys):
     assert max(values.values()) - min(values.values()) < 1e-4, values
 
 
-def test_limit_and_text_output(proxy_dir, data_files, capsys):
-    code, out, _ = _score([str(data_files["jsonl"]), "--proxy", proxy_dir, "--dim", "16", "--limit", "5"], capsys)
+def test_limit_and_text_output(word_proxy_dir, data_files, capsys):
+    code, out, _ = _score([str(data_files["jsonl"]), "--proxy", word_proxy_dir, "--dim", "16", "--limit", "5"], capsys)
     assert code == 0 and "G-Vendi:" in out and "N=5" in out
 
 
@@ -73,10 +63,10 @@ def test_limit_and_text_output(proxy_dir, data_files, capsys):
         (["{data}", "--proxy", "nobody/uncached-model"], "--proxy tiny"),
     ],
 )
-def test_errors_are_one_clear_line(args, message, proxy_dir, data_files, capsys):
+def test_errors_are_one_clear_line(args, message, word_proxy_dir, data_files, capsys):
     args = [a.replace("{data}", str(data_files["jsonl"])) for a in args]
     if "--proxy" not in args:
-        args += ["--proxy", proxy_dir]
+        args += ["--proxy", word_proxy_dir]
     code, _, err = _score(args, capsys)
     assert code == 1
     assert message in err and "Traceback" not in err

@@ -21,15 +21,6 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def proxy_dir(tmp_path_factory):
-    """A tiny random Qwen2 and its tokenizer saved as a local proxy folder."""
-    folder = tmp_path_factory.mktemp("proxy")
-    tiny_qwen(len(TOKENIZER)).save_pretrained(folder)
-    TOKENIZER.save_pretrained(folder)
-    return str(folder)
-
-
 def _featurizer(**kwargs):
     kwargs.setdefault("dim", 32)
     return GradientFeaturizer(tiny_qwen(len(TOKENIZER)), tokenizer=TOKENIZER, show_progress=False, **kwargs)
@@ -113,12 +104,12 @@ def test_uncached_hub_proxy_offline_names_the_ways_out():
     assert "nobody/not-a-cached-model" in message and "--proxy tiny" in message and "local folder" in message
 
 
-def test_dataset_map_adds_fixed_length_column_and_reuses_cache(proxy_dir, tmp_path):
+def test_dataset_map_adds_fixed_length_column_and_reuses_cache(word_proxy_dir, tmp_path):
     import datasets
 
     datasets.Dataset.from_list(RECORDS * 4).save_to_disk(tmp_path / "ds")
     ds = datasets.load_from_disk(tmp_path / "ds")  # file-backed, so map results are cached
-    featurizer = GradientFeaturizer(proxy_dir, dim=16, show_progress=False)
+    featurizer = GradientFeaturizer(word_proxy_dir, dim=16, show_progress=False)
     mapped = ds.map(featurizer, batched=True, batch_size=5, features=featurizer.features(ds.features))
     assert mapped.features["gvendi_grad"] == datasets.List(datasets.Value("float32"), length=16)
     np.testing.assert_allclose(np.asarray(mapped["gvendi_grad"]), featurizer.featurize(ds), atol=1e-5)
@@ -130,17 +121,17 @@ def test_dataset_map_adds_fixed_length_column_and_reuses_cache(proxy_dir, tmp_pa
     assert calls == [] and again.cache_files == mapped.cache_files  # served from the cache, no compute
 
     changed = {
-        "seed": GradientFeaturizer(proxy_dir, dim=16, seed=1, show_progress=False),
-        "dim": GradientFeaturizer(proxy_dir, dim=17, show_progress=False),
-        "projection": GradientFeaturizer(proxy_dir, dim=16, projection="dense", show_progress=False),
+        "seed": GradientFeaturizer(word_proxy_dir, dim=16, seed=1, show_progress=False),
+        "dim": GradientFeaturizer(word_proxy_dir, dim=17, show_progress=False),
+        "projection": GradientFeaturizer(word_proxy_dir, dim=16, projection="dense", show_progress=False),
         "proxy": GradientFeaturizer(tiny_qwen(len(TOKENIZER), seed=1), tokenizer=TOKENIZER, dim=16, show_progress=False),
     }
     for name, other in changed.items():
         assert other.fingerprint != featurizer.fingerprint, name
-    assert GradientFeaturizer(proxy_dir, dim=16, batch_size=2, show_progress=False).fingerprint == featurizer.fingerprint
+    assert GradientFeaturizer(word_proxy_dir, dim=16, batch_size=2, show_progress=False).fingerprint == featurizer.fingerprint
 
 
-def test_dataset_map_cache_is_reused_in_a_new_process(proxy_dir, tmp_path):
+def test_dataset_map_cache_is_reused_in_a_new_process(word_proxy_dir, tmp_path):
     """The second map, in a fresh interpreter, must not compute anything (its forward pass is made to fail)."""
     script = textwrap.dedent(
         f"""
@@ -151,7 +142,7 @@ def test_dataset_map_cache_is_reused_in_a_new_process(proxy_dir, tmp_path):
         if len(sys.argv) == 1:
             ds.save_to_disk({str(tmp_path / "ds")!r})
             ds = datasets.load_from_disk({str(tmp_path / "ds")!r})
-        featurizer = GradientFeaturizer({proxy_dir!r}, dim=16, show_progress=False)
+        featurizer = GradientFeaturizer({word_proxy_dir!r}, dim=16, show_progress=False)
         if len(sys.argv) > 1:
             def refuse(examples):
                 raise SystemExit("recomputed instead of using the cache")
@@ -168,11 +159,11 @@ def test_dataset_map_cache_is_reused_in_a_new_process(proxy_dir, tmp_path):
     assert first.stdout.strip().splitlines()[-1] == second.stdout.strip().splitlines()[-1]
 
 
-def test_with_rank_runs_on_cpu(proxy_dir):
+def test_with_rank_runs_on_cpu(word_proxy_dir):
     import datasets
 
     ds = datasets.Dataset.from_list(RECORDS)
-    featurizer = GradientFeaturizer(proxy_dir, dim=8, show_progress=False)
+    featurizer = GradientFeaturizer(word_proxy_dir, dim=8, show_progress=False)
     mapped = ds.map(featurizer, batched=True, with_rank=True, features=featurizer.features(ds.features))
     assert np.asarray(mapped["gvendi_grad"]).shape == (3, 8)
     assert torch.device("cpu") == next(featurizer.model.parameters()).device

@@ -9,7 +9,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from utils import make_word_tokenizer, tiny_qwen
 
 import gvendi
 from gvendi import measurement
@@ -68,23 +67,14 @@ def test_load_after_import_gvendi(tmp_path):
     assert run.stdout.split()[-4:] == ["True", "Gvendi", "2.0", "2"]
 
 
-@pytest.fixture(scope="module")
-def proxy_dir(tmp_path_factory):
-    tokenizer = make_word_tokenizer(30)
-    folder = tmp_path_factory.mktemp("proxy")
-    tiny_qwen(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def test_compute_from_texts_and_features(proxy_dir):
+def test_compute_from_texts_and_features(word_proxy_dir):
     import evaluate
 
     module = evaluate.load("gvendi")
-    result = module.compute(prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=proxy_dir, dim=64)
+    result = module.compute(prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=word_proxy_dir, dim=64)
     assert result["num_samples"] == 3 and 1.0 <= result["gvendi"] <= 3.0
     assert result["dim"] == 64 and result["projection"] == "sketch" and "gvendi_version" in result
-    rows = gvendi.GradientFeaturizer(proxy_dir, dim=64, show_progress=False).featurize(
+    rows = gvendi.GradientFeaturizer(word_proxy_dir, dim=64, show_progress=False).featurize(
         [{"prompt": p, "completion": c} for p, c in zip(["w1 w2", "w3", "w4 w5"], ["w6", "w7 w8", "w9"])]
     )
     assert module.compute(features=rows.tolist())["gvendi"] == pytest.approx(result["gvendi"], rel=1e-4)
