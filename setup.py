@@ -1,7 +1,7 @@
 """Setuptools shim; metadata lives in setup.cfg. The build adds ``gvendi-evaluate.pth`` to site-packages so that
 ``evaluate.load("gvendi")`` finds the measurement without importing gvendi first (see gvendi/_evaluate_shim.py)."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 
@@ -16,4 +16,9 @@ class BuildWithEvaluatePth(build_py):
         self.copy_file(os.path.join("gvendi", "_evaluate_hook.py"), os.path.join(self.build_lib, "gvendi_evaluate_hook.py"))
 
 
-setup(cmdclass={"build_py": BuildWithEvaluatePth})
+setup(
+    # the Trainer callback lives in the top-level callbacks/ folder (design card) and installs as gvendi.callbacks
+    packages=find_packages(include=["gvendi", "gvendi.*"]) + ["gvendi.callbacks"],
+    package_dir={"gvendi.callbacks": "callbacks"},
+    cmdclass={"build_py": BuildWithEvaluatePth},
+)
