@@ -130,11 +130,23 @@ class CountSketchProjector(Projector):
         buckets = self._buckets_for_range(param_name, offset, m, grads.device)
         out.scatter_add_(1, buckets.expand(n, m), grads.to(out.dtype))  # [n,m] → [n,2k]
 
+    def _cached_table(self, param_name: str, row_size: int, device: torch.device) -> torch.Tensor | None:
+        """The cached buckets of a whole parameter as [rows, row_size], if ``add_dense`` already hashed all of it
+        (a tied embedding: the output layer's pass fills the cache before the input embedding's)."""
+        for (name, dev, offset, size), buckets in self._cache.items():
+            if name == param_name and dev == device and offset == 0 and size % row_size == 0:
+                return buckets.view(-1, row_size)
+        return None
+
     def add_rows(self, out, param_name, row_grads, rows, example, row_size):
-        # element index of (row r, column c) is r·row_size + c
-        cols = torch.arange(row_size, device=rows.device, dtype=torch.int64)
-        index = rows.to(torch.int64)[:, None] * row_size + cols[None, :]  # [m, row_size]
-        buckets = self.signed_buckets(param_name, index)  # [m, row_size] in [0, 2k)
+        table = self._cached_table(param_name, row_size, rows.device)
+        if table is not None and rows.numel() and int(rows.max()) < table.shape[0]:
+            buckets = table[rows.to(torch.int64)]  # [m, row_size] in [0, 2k), the same values as hashing below
+        else:
+            # element index of (row r, column c) is r·row_size + c
+            cols = torch.arange(row_size, device=rows.device, dtype=torch.int64)
+            index = rows.to(torch.int64)[:, None] * row_size + cols[None, :]  # [m, row_size]
+            buckets = self.signed_buckets(param_name, index)  # [m, row_size] in [0, 2k)
         flat = (buckets + example.to(torch.int64)[:, None] * out.shape[1]).reshape(-1)
         out.view(-1).index_add_(0, flat, row_grads.reshape(-1).to(out.dtype))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = ["GVendiResult", "VendiAccumulator", "entropy_q", "score", "vendi_from
 
 # Eigenvalues below this (relative to the largest) are round-off of a rank-deficient Σ, not mass.
 _EIGEN_FLOOR = 1e-12
+# Rows converted to float64 at a time when streaming (k = 1024: 128 MB per batch), bounding peak memory.
+_BATCH_ROWS = 16384
 
 
 def entropy_q(eigenvalues: np.ndarray, q: float = 1.0) -> float:
@@ -92,8 +94,40 @@ class GVendiResult:
         return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q})"
 
 
+def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
+    """An Arrow array of equal-length numeric lists (a ``datasets`` fixed-length feature column) as an (n, d) view
+    of its values buffer, without a Python object per row; ``None`` when ``batch`` is not such an array."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - pyarrow comes with datasets
+        return None
+    if isinstance(batch, pa.ChunkedArray):
+        batch = batch.combine_chunks() if batch.num_chunks != 1 else batch.chunk(0)
+    if not isinstance(batch, pa.Array) or batch.null_count:
+        return None
+    if pa.types.is_fixed_size_list(batch.type):
+        width = batch.type.list_size
+    elif pa.types.is_list(batch.type) or pa.types.is_large_list(batch.type):
+        if len(batch) == 0:
+            return None
+        lengths = pc.list_value_length(batch)
+        width = pc.min(lengths).as_py()
+        if width != pc.max(lengths).as_py():
+            return None  # ragged rows: the generic path reports them
+    else:
+        return None
+    values = batch.flatten()
+    if values.null_count or not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+        return None
+    return values.to_numpy(zero_copy_only=False).reshape(len(batch), width)
+
+
 def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
     """Turn one batch (numpy, torch, list of rows, Arrow array/table column) into a float64 (n, d) array."""
+    fast = _arrow_lists_to_numpy(batch) if hasattr(batch, "type") else None
+    if fast is not None:
+        return fast.astype(np.float64)
     if isinstance(batch, torch.Tensor):
         array = batch.detach().to("cpu", torch.float64).numpy()
     else:
@@ -200,8 +234,9 @@ class VendiAccumulator:
         """Eigenvalues of ``Σ = S / N`` (trace 1 for unit rows), descending."""
         if self.count == 0:
             raise ValueError("no rows accumulated: G-Vendi of 0 examples is undefined. Pass at least one example.")
-        sigma = (self.second_moment / self.count).cpu().numpy()
-        values = np.linalg.eigvalsh((sigma + sigma.T) / 2.0)
+        sigma = (self.second_moment / self.count).cpu()
+        # torch's solver runs in torch's own thread pool (numpy's BLAS pool beside it can stall a loaded CPU)
+        values = torch.linalg.eigvalsh((sigma + sigma.T) / 2.0).numpy()
         return np.clip(values[::-1], 0.0, None)
 
     def score(self, q: float = 1.0) -> GVendiResult:
@@ -236,12 +271,18 @@ def _iter_batches(features: Any, batch_rows: int) -> Iterable[Any]:
     # `datasets` Column (lazy) or Arrow ChunkedArray: read chunk by chunk, never all at once
     if hasattr(features, "chunks"):
         for chunk in features.chunks:
-            yield chunk
+            for start in range(0, len(chunk), batch_rows):
+                yield chunk.slice(start, batch_rows)
         return
     if type(features).__name__ == "Column" and hasattr(features, "source"):
+        # read Arrow slices (memory-mapped, zero-copy) instead of Python lists of floats
         source, name = features.source, features.column_name
+        arrow = source.with_format("arrow") if hasattr(source, "with_format") else None
         for start in range(0, len(source), batch_rows):
-            yield source[start : start + batch_rows][name]
+            if arrow is not None:
+                yield arrow[start : start + batch_rows].column(name)
+            else:
+                yield source[start : start + batch_rows][name]
         return
     if isinstance(features, list):
         if features and isinstance(features[0], (int, float, np.floating)):
@@ -280,7 +321,7 @@ def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: 
     if not (isinstance(q, (int, float)) and q > 0):
         raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi.")
     accumulator: VendiAccumulator | None = VendiAccumulator(dim) if dim is not None else None
-    for batch in _iter_batches(features, batch_rows=65536):
+    for batch in _iter_batches(features, batch_rows=_BATCH_ROWS):
         if accumulator is None:
             if isinstance(batch, torch.Tensor):
                 first = batch if batch.ndim == 2 else batch[None, :]

@@ -1,0 +1,434 @@
+"""Featurization speed, memory and accuracy, side by side in one process (issue 6, items 1–2).
+
+    python benchmarks/bench_featurize.py                       # full run (~15 min on 2 shared CPU cores)
+    python benchmarks/bench_featurize.py --examples 32 --skip-accuracy   # quicker speed-only run
+
+Speed: CPU, 2 threads, a randomly initialised Qwen2 (hidden 256, 4 layers, vocab 8192, intermediate 1024, 4 heads /
+2 KV heads, tied embeddings; ~6.1M parameters), 256-token examples (64 prompt tokens masked), dim 1024, the same
+examples for every method:
+
+- plain forward + backward of the same batches, no projection (the practical limit);
+- gvendi ``sketch`` (the default) and gvendi ``dense``;
+- the paper-faithful reference (``methods.PaperReference``: one backward per example, full ``.grad``, dense
+  Rademacher projection), on fewer examples, reported per example;
+- bergson (PyPI) at dim 1024: ``per_module`` (its default two-sided projection per Linear module, rank 16 and 64,
+  then a dense map of the concatenation to 1024) and ``global`` (its single-sided dense projection of every module to 1024).
+
+The fast methods run interleaved batch by batch (order rotated every round) and report medians of per-batch times;
+the ratio to the plain forward+backward is the median of per-batch paired ratios. Peak memory is the process RSS
+above its level when the method's batch began, sampled every 2 ms in a thread (``_common.PeakRSS``), measured in a
+separate pass.
+
+Accuracy (foundation issue, item 3): a tiny random Qwen2 (hidden 64, 2 layers, ~87k parameters) where exact
+per-example gradients fit in memory, N = 256, dim = 1024, seeds 0, 1, 2, a low- and a high-diversity set (the sets of
+tests/test_accuracy.py). Each method's G-Vendi (mean over seeds) is compared with the exact gradients times an
+independently drawn dense Rademacher matrix (the paper's definition) and with the exact, unprojected value.
+
+Writes benchmarks/results/featurize.json and featurize.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402  (sets thread/OpenMP environment first)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from methods import (  # noqa: E402
+    BergsonMethod,
+    GvendiMethod,
+    PaperReference,
+    bergson_available,
+    plain_forward_backward,
+    random_examples,
+)
+
+from gvendi import score  # noqa: E402
+from gvendi.projection import DenseProjector  # noqa: E402
+
+VOCAB, HIDDEN, LAYERS, INTERMEDIATE = 8192, 256, 4, 1024
+LENGTH, PROMPT, DIM, BATCH = 256, 64, 1024, 8
+
+
+# speed -------------------------------------------------------------------------------------------------------------
+def speed(args) -> dict:
+    model = _common.qwen2_model(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, intermediate=INTERMEDIATE)
+    tokenizer = _common.word_tokenizer(200)
+    n_params = sum(p.numel() for p in model.parameters())
+    examples = random_examples(args.examples, length=LENGTH, prompt_length=PROMPT, vocab=VOCAB, seed=1)
+    batches = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+
+    fast = {
+        "plain": lambda b: plain_forward_backward(model, b),
+        "gvendi_sketch": GvendiMethod(model, tokenizer, projection="sketch", dim=DIM).features,
+    }
+    ok, why_not = bergson_available()
+    bergson_note = None if ok else f"bergson could not be imported: {why_not}"
+    if ok:
+        try:
+            for rank in args.bergson_ranks:
+                fast[f"bergson_per_module_r{rank}"] = BergsonMethod(
+                    model, mode="per_module", dim=DIM, rank=rank
+                ).features
+        except Exception as err:  # noqa: BLE001
+            bergson_note = f"bergson per_module failed: {type(err).__name__}: {err}"
+
+    # warm-up (caches, allocator), then interleaved timing with rotated order
+    for fn in fast.values():
+        fn(batches[0])
+    times = {key: [] for key in fast}
+    keys = list(fast)
+    for round_index in range(args.rounds):
+        for batch_index, batch in enumerate(batches):
+            shift = (round_index * len(batches) + batch_index) % len(keys)
+            for key in keys[shift:] + keys[:shift]:
+                seconds, _ = _common.timed(lambda key=key, batch=batch: fast[key](batch))
+                times[key].append(seconds)
+        print(
+            f"round {round_index + 1}/{args.rounds}: "
+            + ", ".join(f"{k} {_common.median(v):.2f}s" for k, v in times.items()),
+            flush=True,
+        )
+
+    memory = {}
+    for key, fn in fast.items():
+        with _common.PeakRSS() as peak:
+            fn(batches[0])
+        memory[key] = peak.delta_mb
+
+    rows = {}
+    for key in fast:
+        per_batch = _common.median(times[key])
+        rows[key] = {
+            "examples_per_s": BATCH / per_batch,
+            "tokens_per_s": BATCH * LENGTH / per_batch,
+            "seconds_per_batch": per_batch,
+            "ratio_to_plain": _common.median([t / p for t, p in zip(times[key], times["plain"])]),
+            "peak_rss_delta_mb": memory[key],
+            "examples_timed": len(times[key]) * BATCH,
+            "measured": "interleaved, median of per-batch times",
+        }
+
+    # the paper-faithful reference: a real run on fewer examples
+    reference = PaperReference(model, dim=DIM, seed=0, group=BATCH)
+    ref_examples = examples[: args.reference_examples]
+    with _common.PeakRSS() as peak:
+        seconds, _ = _common.timed(lambda: reference.features(ref_examples))
+    plain_seconds = rows["plain"]["seconds_per_batch"] * len(ref_examples) / BATCH
+    rows["reference"] = {
+        "examples_per_s": len(ref_examples) / seconds,
+        "tokens_per_s": len(ref_examples) * LENGTH / seconds,
+        "seconds_per_batch": seconds * BATCH / len(ref_examples),
+        "ratio_to_plain": seconds / plain_seconds,
+        "peak_rss_delta_mb": peak.delta_mb,
+        "examples_timed": len(ref_examples),
+        "measured": f"one run of {len(ref_examples)} examples (one backward each, projected in groups of {BATCH})",
+    }
+    print(f"reference: {seconds:.1f}s for {len(ref_examples)} examples", flush=True)
+
+    # bergson's global (single-sided dense) projection: one batch
+    if ok and not args.skip_bergson_global:
+        try:
+            method = BergsonMethod(model, mode="global", dim=DIM)
+            with _common.PeakRSS() as peak:
+                seconds, _ = _common.timed(lambda: method.features(batches[0]))
+            rows["bergson_global"] = {
+                "examples_per_s": BATCH / seconds,
+                "tokens_per_s": BATCH * LENGTH / seconds,
+                "seconds_per_batch": seconds,
+                "ratio_to_plain": seconds / rows["plain"]["seconds_per_batch"],
+                "peak_rss_delta_mb": peak.delta_mb,
+                "examples_timed": BATCH,
+                "measured": "one batch (its projection blocks are regenerated every batch)",
+            }
+            print(f"bergson global: {seconds:.1f}s per batch", flush=True)
+        except Exception as err:  # noqa: BLE001
+            rows["bergson_global"] = {"error": f"{type(err).__name__}: {err}"}
+
+    # gvendi dense: the hash-generated matrix (|θ|·k = 6.3e9 signs) exceeds its 2^28-entry cache and is regenerated
+    # every batch; a full batch takes ~20 min here, so its projection is timed on a slice and extrapolated.
+    projector = DenseProjector(DIM, seed=0)
+    slice_elements = args.dense_slice
+    grads = torch.randn(BATCH, slice_elements)
+    out = torch.zeros(BATCH, DIM)
+    projector.cache_elements = 0  # time the regenerate path that all but the first 2^28 entries take
+    projection_seconds, _ = _common.timed(lambda: projector.add_dense(out, "probe", grads))
+    cached = min(n_params, (1 << 28) // DIM)
+    per_batch = rows["gvendi_sketch"]["seconds_per_batch"] + projection_seconds * (n_params - cached) / slice_elements
+    rows["gvendi_dense"] = {
+        "examples_per_s": BATCH / per_batch,
+        "tokens_per_s": BATCH * LENGTH / per_batch,
+        "seconds_per_batch": per_batch,
+        "ratio_to_plain": per_batch / rows["plain"]["seconds_per_batch"],
+        "peak_rss_delta_mb": None,
+        "examples_timed": 0,
+        "measured": (
+            f"extrapolated: sketch batch time + projection of a {slice_elements}-element slice "
+            f"({projection_seconds:.2f}s) scaled to the {n_params - cached} uncached parameters"
+        ),
+    }
+    return {
+        "model": {
+            "vocab": VOCAB,
+            "hidden": HIDDEN,
+            "layers": LAYERS,
+            "intermediate": INTERMEDIATE,
+            "parameters": n_params,
+            "tokens_per_example": LENGTH,
+            "prompt_tokens_masked": PROMPT,
+            "batch_size": BATCH,
+            "dim": DIM,
+        },
+        "methods": rows,
+        "bergson_note": bergson_note,
+    }
+
+
+# accuracy ----------------------------------------------------------------------------------------------------------
+N_ACC, SEEDS = 256, (0, 1, 2)
+
+
+def _words(ids) -> str:
+    return " ".join(f"w{int(i)}" for i in ids)
+
+
+def _low_diversity(rng) -> list[dict]:
+    bases = [rng.integers(0, 200, 12) for _ in range(6)]
+    records = []
+    for i in range(N_ACC):
+        base = bases[i % len(bases)]
+        answer = base.copy()
+        answer[rng.integers(0, 12)] = rng.integers(0, 200)
+        records.append({"prompt": _words(base[:6]), "completion": _words(answer)})
+    return records
+
+
+def _high_diversity(rng) -> list[dict]:
+    return [
+        {"prompt": _words(rng.integers(0, 200, 8)), "completion": _words(rng.integers(0, 200, 12))}
+        for _ in range(N_ACC)
+    ]
+
+
+def _exact_gradients(model, examples) -> torch.Tensor:
+    from gvendi.gradients import per_example_loss
+
+    params = [p for _, p in model.named_parameters()]
+    rows = []
+    for example in examples:
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            per_example_loss(
+                model(input_ids=torch.tensor([example.input_ids])).logits, torch.tensor([example.labels])
+            ).sum().backward()
+        rows.append(torch.cat([p.grad.flatten() for p in params]).double())
+    model.zero_grad(set_to_none=True)
+    return torch.stack(rows)
+
+
+def _exact_vendi(grads: torch.Tensor) -> float:
+    units = grads / grads.norm(dim=1, keepdim=True)
+    eig = torch.linalg.eigvalsh(units @ units.T / len(units)).clamp_min(0).numpy()
+    eig = eig[eig > 1e-12]
+    return float(np.exp(-(eig * np.log(eig)).sum()))
+
+
+def accuracy(args) -> dict:
+    tokenizer = _common.word_tokenizer(200)
+    model = _common.qwen2_model(vocab=len(tokenizer), hidden=64, layers=2, intermediate=128, max_positions=256)
+    probe = GvendiMethod(model, tokenizer, dim=DIM).featurizer
+    ok, _ = bergson_available()
+    report = {}
+    for name, make in (("low", _low_diversity), ("high", _high_diversity)):
+        records = make(np.random.default_rng(0))
+        examples = probe.encode({k: [r[k] for r in records] for k in records[0]})
+        grads = _exact_gradients(model, examples)
+        exact = _exact_vendi(grads)
+        values: dict[str, list[float]] = {"independent_dense": []}
+        for seed in SEEDS:
+            generator = torch.Generator().manual_seed(10_000 + seed)
+            rademacher = torch.randint(0, 2, (grads.shape[1], DIM), generator=generator, dtype=torch.int8)
+            values["independent_dense"].append(score(grads.float() @ (rademacher.float() * 2 - 1)).value)
+            methods = {
+                "gvendi_sketch": GvendiMethod(model, tokenizer, projection="sketch", dim=DIM, seed=seed).features,
+                "gvendi_dense": GvendiMethod(model, tokenizer, projection="dense", dim=DIM, seed=seed).features,
+                "reference": PaperReference(model, dim=DIM, seed=seed, group=64).features,
+            }
+            if ok:
+                for rank in args.bergson_ranks:
+                    methods[f"bergson_per_module_r{rank}"] = BergsonMethod(
+                        model, mode="per_module", dim=DIM, rank=rank, seed=seed
+                    ).features
+                methods["bergson_global"] = BergsonMethod(model, mode="global", dim=DIM, seed=seed).features
+            for key, fn in methods.items():
+                values.setdefault(key, []).append(score(fn(examples)).value)
+        reference_value = float(np.mean(values["independent_dense"]))
+        report[name] = {"exact": exact, "parameters": grads.shape[1]}
+        for key, vals in values.items():
+            mean = float(np.mean(vals))
+            report[name][key] = {
+                "gvendi": mean,
+                "per_seed": vals,
+                "vs_independent_dense_pct": 100 * (mean / reference_value - 1),
+                "vs_exact_pct": 100 * (mean / exact - 1),
+            }
+        print(
+            f"accuracy {name}: exact {exact:.2f}, "
+            + ", ".join(f"{k} {v['gvendi']:.2f}" for k, v in report[name].items() if isinstance(v, dict)),
+            flush=True,
+        )
+    return report
+
+
+# report ------------------------------------------------------------------------------------------------------------
+LABELS = {
+    "plain": "plain forward+backward (no projection)",
+    "gvendi_sketch": "**gvendi `sketch` (default)**",
+    "gvendi_dense": "gvendi `dense`",
+    "reference": "paper-faithful reference",
+    **{f"bergson_per_module_r{r}": f"bergson `per_module` rank {r} → 1024" for r in (8, 16, 32, 64, 128)},
+    "bergson_global": "bergson `global` 1024",
+}
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "–"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render(payload: dict) -> str:
+    speed_rows, acc = payload.get("speed", {}).get("methods", {}), payload.get("accuracy", {})
+    reference_rate = speed_rows.get("reference", {}).get("examples_per_s")
+    header = [
+        "method",
+        "examples/s",
+        "tokens/s",
+        "× plain fwd+bwd",
+        "speed-up vs reference",
+        "peak RSS Δ (MB)",
+        "G-Vendi err. vs indep. dense, low / high",
+        "vs exact, low / high",
+    ]
+    rows = []
+    for key, label in LABELS.items():
+        s = speed_rows.get(key, {})
+        if key not in speed_rows and key not in acc.get("low", {}):
+            continue
+        if "error" in s:
+            rows.append([label, s["error"], "", "", "", "", "", ""])
+            continue
+        accuracy_cells = ["–", "–"]
+        if key in acc.get("low", {}) and key != "plain":
+            low, high = acc["low"][key], acc["high"][key]
+            accuracy_cells = [
+                f"{low['vs_independent_dense_pct']:+.1f}% / {high['vs_independent_dense_pct']:+.1f}%",
+                f"{low['vs_exact_pct']:+.1f}% / {high['vs_exact_pct']:+.1f}%",
+            ]
+        digits = 3 if s.get("examples_per_s", 1) < 1 else 2
+        rows.append(
+            [
+                label,
+                _fmt(s.get("examples_per_s"), digits),
+                _fmt(s.get("tokens_per_s"), 0),
+                _fmt(s.get("ratio_to_plain")),
+                f"{s['examples_per_s'] / reference_rate:.3g}×" if reference_rate and s.get("examples_per_s") else "–",
+                _fmt(s.get("peak_rss_delta_mb"), 0),
+                *accuracy_cells,
+            ]
+        )
+    machine = payload["machine"]
+    lines = [
+        "# Featurization benchmark",
+        "",
+        f"CPU: {machine['cpu']}, {machine['torch_threads']} torch threads, OMP_WAIT_POLICY={machine['omp_wait_policy']}; "
+        f"load average at start {machine['load_average_1_5_15']} (machine shared with other jobs); torch {machine['torch']}; "
+        f"{machine['date_utc']} UTC.",
+    ]
+    if "speed" in payload:
+        m = payload["speed"]["model"]
+        lines += [
+            "",
+            f"Speed: random Qwen2, hidden {m['hidden']}, {m['layers']} layers, vocab {m['vocab']}, intermediate "
+            f"{m['intermediate']}, tied embeddings ({m['parameters']:,} parameters); {m['tokens_per_example']}-token "
+            f"examples ({m['prompt_tokens_masked']} prompt tokens masked), batch {m['batch_size']}, dim {m['dim']}.",
+        ]
+    if acc:
+        lines += [
+            "",
+            f"Accuracy: tiny random Qwen2 ({acc['low']['parameters']:,} parameters), N = {N_ACC}, dim = {DIM}, mean "
+            f"of seeds {list(SEEDS)}; exact G-Vendi low = {acc['low']['exact']:.2f}, high = {acc['high']['exact']:.2f}; "
+            f"independent dense = {acc['low']['independent_dense']['gvendi']:.2f} / {acc['high']['independent_dense']['gvendi']:.2f} "
+            f"({acc['low']['independent_dense']['vs_exact_pct']:+.1f}% / {acc['high']['independent_dense']['vs_exact_pct']:+.1f}% vs exact).",
+        ]
+    lines += ["", _common.markdown_table(header, rows), ""]
+    notes = []
+    for key, s in speed_rows.items():
+        if isinstance(s, dict) and "measured" in s:
+            notes.append(f"- {LABELS.get(key, key)}: {s['measured']}.")
+    if payload.get("speed", {}).get("bergson_note"):
+        notes.append(f"- {payload['speed']['bergson_note']}")
+    notes.append(
+        "- × plain fwd+bwd: median of per-batch paired ratios (interleaved methods) or the method's time over the median "
+        "plain batch time; speed-up vs reference: examples/s over the reference's examples/s."
+    )
+    notes.append(
+        "- The reference projects the full gradients of 8 examples at once (one generated matrix per group); "
+        "projecting each example alone, as a batch-size-1 script does, regenerates the matrix per example."
+    )
+    notes.append("- Peak RSS Δ: resident memory above the process level when the batch began, sampled every 2 ms.")
+    notes.append("- bergson hooks `nn.Linear` modules only: its features miss the input-embedding and norm gradients.")
+    return "\n".join(lines + notes)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=64, help="examples timed per fast method (multiple of 8).")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the examples.")
+    parser.add_argument("--reference-examples", type=int, default=8)
+    parser.add_argument("--dense-slice", type=int, default=1 << 16, help="elements timed for the dense extrapolation.")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-bergson-global", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--bergson-ranks",
+        type=lambda text: [int(r) for r in text.split(",")],
+        default=[16, 64],
+        help="ranks of bergson's per-module projection to compare (comma-separated).",
+    )
+    parser.add_argument("--name", default="featurize", help="results file name (without extension).")
+    parser.add_argument("--render-only", action="store_true", help="rewrite results/<name>.md from its JSON file.")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        import json
+
+        payload = json.loads((_common.RESULTS / f"{args.name}.json").read_text())
+        markdown = render(payload)
+        (_common.RESULTS / f"{args.name}.md").write_text(markdown.rstrip() + "\n")
+        print(markdown)
+        return 0
+    torch.set_num_threads(args.threads)
+    payload = {"machine": _common.machine_info(args.threads), "started": time.time()}
+    if not args.skip_speed:
+        payload["speed"] = speed(args)
+    if not args.skip_accuracy:
+        payload["accuracy"] = accuracy(args)
+    payload["machine"]["load_average_at_end"] = list(__import__("os").getloadavg())
+    payload["seconds"] = time.time() - payload.pop("started")
+    markdown = render(payload)
+    _common.write_results(args.name, payload, markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

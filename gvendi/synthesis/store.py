@@ -1,0 +1,336 @@
+"""The run folder: the source of truth of a synthesis run.
+
+```
+RUN_DIR/
+  config.json            the SynthesisConfig (JSON)
+  requests.jsonl         append-only record of every finished request, keyed by a deterministic request id
+  rounds/round_000/pool.jsonl            the seed pool
+  rounds/round_RRR/pool.jsonl, stats.json the pool after round RRR and that round's counts (written last)
+  features/<hash>.npz    cached features, keyed by the content hash of the featurized rows
+  dataset.jsonl, report.json, report.md, plots/*.png
+```
+
+Every record is written with ``flush`` + ``fsync`` (by a writer thread); a torn last line (a crash mid-write) is cut off when the
+folder is reopened. Whole files (pools, stats, report, dataset) are written to a temporary file and moved into
+place with ``os.replace``, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RecordIndex", "RunStore", "atomic_write_text", "content_hash", "load_run", "request_id"]
+
+
+def content_hash(obj: Any) -> str:
+    """SHA-256 (hex) of an object's canonical JSON (sorted keys, no whitespace)."""
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def request_id(*, task: str, round: int, stage: str, prompt: Any, params: dict[str, Any], seed: int) -> str:
+    """The deterministic id of one request: a hash of task, round, stage, prompt, parameters and seed."""
+    return content_hash(
+        {"task": task, "round": round, "stage": stage, "prompt": prompt, "params": params, "seed": seed}
+    )[:32]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, ``fsync`` and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Atomically write rows as JSON lines."""
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+class RecordIndex(Mapping):
+    """Finished requests by id: records written this session stay in memory until they are on disk, older ones are
+    read back from ``requests.jsonl`` by byte offset."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._offsets: dict[str, tuple[int, int]] = {}
+        self._fresh: dict[str, dict[str, Any]] = {}
+        self._reader = None
+        self._lock = threading.Lock()
+
+    def __getitem__(self, rid: str) -> dict[str, Any]:
+        record = self._fresh.get(rid)
+        if record is not None:
+            return record
+        offset, length = self._offsets[rid]
+        with self._lock:
+            if self._reader is None:
+                self._reader = open(self.path, "rb", buffering=0)  # unbuffered: the writer keeps appending
+            self._reader.seek(offset)
+            data = self._reader.read(length)
+        return json.loads(data)
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._fresh or rid in self._offsets
+
+    def __iter__(self):
+        yield from list(self._offsets)
+        yield from [rid for rid in list(self._fresh) if rid not in self._offsets]
+
+    def __len__(self) -> int:
+        return len(self._offsets) + sum(1 for rid in list(self._fresh) if rid not in self._offsets)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+class RunStore:
+    """Reads and writes one run folder.
+
+    Args:
+        run_dir: the folder; created when missing.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.root = Path(run_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.requests_path = self.root / "requests.jsonl"
+        self._records = RecordIndex(self.requests_path)
+        self._handle = None
+        self._cond = threading.Condition()
+        self._pending: list[tuple[str, bytes]] = []
+        self._writing = False
+        self._closing = False
+        self._writer_error: OSError | None = None
+        self._thread: threading.Thread | None = None
+        self._features: dict[str, np.ndarray] = {}
+        self._features_loaded = False
+
+    # -- config ---------------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config_path.exists():
+            return None
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self.config_path} is not valid JSON ({exc}); the run folder is damaged.") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    # -- request record -------------------------------------------------------------------------------------------
+    def open_records(self) -> RecordIndex:
+        """Index ``requests.jsonl`` (cutting a torn last line) and open it for appending.
+
+        Only byte offsets are kept in memory; a record is read back from the file when asked for, so a long run's
+        record (which can reach gigabytes of solver text) never has to fit in memory.
+        """
+        self._records = RecordIndex(self.requests_path)
+        good_end = 0
+        if self.requests_path.exists():
+            size = self.requests_path.stat().st_size
+            with open(self.requests_path, "rb") as handle:
+                offset = 0
+                for number, line in enumerate(handle, start=1):
+                    if not line.endswith(b"\n"):
+                        break  # a torn last line: cut below
+                    if line.strip():
+                        try:
+                            self._records._offsets[json.loads(line)["id"]] = (offset, len(line))
+                        except (json.JSONDecodeError, KeyError, TypeError):
+                            logger.warning("%s line %d is unreadable; ignoring it.", self.requests_path, number)
+                    offset += len(line)
+                    good_end = offset
+            if good_end < size:
+                logger.warning("cutting a torn last record (%d bytes) from %s", size - good_end, self.requests_path)
+                with open(self.requests_path, "r+b") as handle:
+                    handle.truncate(good_end)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        self._handle = open(self.requests_path, "ab")
+        self._pending, self._writing, self._closing, self._writer_error = [], False, False, None
+        self._thread = threading.Thread(target=self._writer, name="gvendi-requests-writer", daemon=True)
+        self._thread.start()
+        return self._records
+
+    @property
+    def records(self) -> RecordIndex:
+        """Finished requests by id (a read-only mapping)."""
+        return self._records
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        """Index one finished request by ``record["id"]`` and queue it for ``requests.jsonl``.
+
+        A writer thread appends queued records and then calls ``flush`` + ``fsync`` (records that finish together
+        share one ``fsync``), so the event loop never waits on the disk. :meth:`flush` waits until everything
+        queued is on disk; a record lost to a crash before that is simply asked again on resume.
+        """
+        if self._handle is None:
+            self.open_records()
+        if self._writer_error is not None:
+            raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+        self._records._fresh[record["id"]] = record
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._cond:
+            self._pending.append((record["id"], line))
+            self._cond.notify()
+
+    def _writer(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending and self._closing:
+                    return
+                batch, self._pending = self._pending, []
+                self._writing = True
+            try:
+                self._handle.seek(0, os.SEEK_END)
+                position = self._handle.tell()
+                self._handle.write(b"".join(line for _, line in batch))
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                for rid, line in batch:  # now on disk: keep its offset, drop the in-memory copy
+                    self._records._offsets[rid] = (position, len(line))
+                    self._records._fresh.pop(rid, None)
+                    position += len(line)
+            except OSError as exc:  # surfaced on the next append or flush
+                self._writer_error = exc
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every queued record is written and fsynced."""
+        with self._cond:
+            while self._pending or self._writing:
+                self._cond.wait(0.1)
+        if self._writer_error is not None:
+            raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+
+    def close(self) -> None:
+        if self._handle is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._thread.join()
+            self._handle.close()
+            self._handle = None
+            self._records.close()
+            if self._writer_error is not None:
+                raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+
+    # -- pools and round stats ------------------------------------------------------------------------------------
+    def round_dir(self, round_index: int) -> Path:
+        return self.root / "rounds" / f"round_{round_index:03d}"
+
+    def write_pool(self, round_index: int, rows: list[dict[str, Any]]) -> None:
+        write_jsonl(self.round_dir(round_index) / "pool.jsonl", rows)
+
+    def read_pool(self, round_index: int) -> list[dict[str, Any]] | None:
+        path = self.round_dir(round_index) / "pool.jsonl"
+        return read_jsonl(path) if path.exists() else None
+
+    def write_round_stats(self, round_index: int, stats: dict[str, Any]) -> None:
+        """Mark a round finished: written after its pool, so its presence means the round is complete."""
+        atomic_write_text(self.round_dir(round_index) / "stats.json", json.dumps(stats, indent=2) + "\n")
+
+    def read_round_stats(self, round_index: int) -> dict[str, Any] | None:
+        path = self.round_dir(round_index) / "stats.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    # -- feature cache --------------------------------------------------------------------------------------------
+    def _load_features(self) -> None:
+        if self._features_loaded:
+            return
+        folder = self.root / "features"
+        for path in sorted(folder.glob("*.npz")) if folder.exists() else []:
+            try:
+                with np.load(path) as data:
+                    for key, row in zip(data["keys"].tolist(), data["features"]):
+                        self._features[str(key)] = row
+            except Exception as exc:  # noqa: BLE001 - a damaged cache file is recomputed
+                logger.warning("ignoring damaged feature cache %s (%s)", path, exc)
+        self._features_loaded = True
+
+    def cached_features(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """The cached feature rows among ``keys``."""
+        self._load_features()
+        return {key: self._features[key] for key in keys if key in self._features}
+
+    def save_features(self, keys: list[str], features: np.ndarray) -> None:
+        """Cache feature rows under their content keys (one ``.npz`` per featurize call, written atomically)."""
+        self._load_features()
+        folder = self.root / "features"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = content_hash(keys)[:24]
+        tmp = folder / f".{name}.tmp-{os.getpid()}.npz"
+        np.savez(tmp, keys=np.array(keys), features=np.asarray(features, dtype=np.float32))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / f"{name}.npz")
+        for key, row in zip(keys, features):
+            self._features[key] = np.asarray(row, dtype=np.float32)
+
+    # -- outputs --------------------------------------------------------------------------------------------------
+    def write_dataset(self, rows: list[dict[str, Any]]) -> None:
+        write_jsonl(self.root / "dataset.jsonl", rows)
+
+    def write_report(self, report: dict[str, Any], markdown: str) -> None:
+        atomic_write_text(self.root / "report.json", json.dumps(report, indent=2) + "\n")
+        atomic_write_text(self.root / "report.md", markdown)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Read a finished run folder: ``(config, report, rows of dataset.jsonl)``.
+
+    Raises:
+        ValueError: when the folder, ``config.json``, ``report.json`` or ``dataset.jsonl`` is missing, or the run
+            has not completed (resume it with ``gvendi synthesize --resume RUN_DIR``).
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a run folder (it does not exist).")
+    missing = [name for name in ("config.json", "report.json") if not (root / name).exists()]
+    if missing:
+        raise ValueError(f"{root} is not a complete synthesis run: missing {', '.join(missing)}.")
+    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    report = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    if not report.get("complete"):
+        raise ValueError(
+            f"the run in {root} is incomplete (report.json has complete=false); finish it with "
+            f"`gvendi synthesize --resume {root}` before reading or publishing it."
+        )
+    if not (root / "dataset.jsonl").exists():
+        raise ValueError(f"{root} has no dataset.jsonl although its report says complete; rerun with --resume.")
+    rows = read_jsonl(root / "dataset.jsonl")
+    return config, report, rows

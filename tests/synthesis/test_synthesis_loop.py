@@ -1,0 +1,196 @@
+"""The round driver in-process against the scripted loopback server (a hashing stand-in featurizer keeps it fast)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from synthesis_helpers import HashingFeaturizer, write_seed_subset
+
+from gvendi.synthesis import EndpointConfig, EndpointUnreachableError, SynthesisConfig, load_run, resume, synthesize
+from gvendi.synthesis.cli import main as cli_main
+
+ROUND_KEYS = {
+    "round", "generated", "parsed", "solved", "voted", "decontaminated", "deduplicated", "accepted", "gvendi_before",
+    "gvendi_after", "n_clusters", "cluster_sizes", "sparse_clusters",
+}  # fmt: skip
+ROW_KEYS = {
+    "math": ["id", "problem", "solution", "answer", "source", "round", "cluster", "votes", "generator", "solver"],
+    "nli": ["id", "premise", "hypothesis", "label", "source", "round", "cluster", "votes", "generator", "solver"],
+}
+
+
+def _config(tmp_path, server, task="math", **kwargs) -> SynthesisConfig:
+    seeds = write_seed_subset(task, tmp_path / f"seeds_{task}.jsonl", 48)
+    options = dict(
+        task=task,
+        out=str(tmp_path / f"run_{task}"),
+        seeds_path=str(seeds),
+        rounds=2,
+        per_round=16,
+        k_ratio=0.1,
+        generator=EndpointConfig(backend="tgi", url=server.url, timeout=5, max_new_tokens=256),
+        solver=EndpointConfig(backend="openai", url=server.url, timeout=5, temperature=0.75, max_new_tokens=256),
+        show_progress=False,
+    )
+    options.update(kwargs)
+    return SynthesisConfig(**options)
+
+
+def _records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in open(f"{run_dir}/requests.jsonl", encoding="utf-8")]
+
+
+@pytest.mark.parametrize("task", ["math", "nli"])
+def test_two_rounds_write_the_run_folder_contract(online_hub, loopback_server, tmp_path, task):
+    server = loopback_server(mode="scripted", rate_429=0.05)
+    result = synthesize(_config(tmp_path, server, task), featurizer=HashingFeaturizer())
+    config, report, rows = load_run(result.run_dir)
+    assert config["task"] == task and config["vote"] == ({"n": 3, "tau": 2} if task == "math" else {"n": 2, "tau": 2})
+    assert report["complete"] is True and [r["round"] for r in report["rounds"]] == [1, 2]
+    for r in report["rounds"]:
+        assert ROUND_KEYS <= set(r)
+        chain = [r[k] for k in ("generated", "parsed", "voted", "decontaminated", "deduplicated", "accepted")]
+        assert chain == sorted(chain, reverse=True) and r["generated"] == 16
+        assert r["solved"] >= r["voted"] and set(r["sparse_clusters"]) <= set(range(r["n_clusters"]))
+    assert set(report["gvendi"]) == {"seed_pool", "final"} and report["gvendi"]["seed_pool"] > 1
+    assert report["decontamination"] == {"benchmarks": [], "ngram": 10, "paraphrase_check": False, "removed": 0}
+    assert all(list(row) == ROW_KEYS[task] for row in rows)
+    assert len({row["id"] for row in rows}) == len(rows)
+    generated = [row for row in rows if row["source"] == "generated"]
+    assert len(generated) == sum(r["accepted"] for r in report["rounds"]) > 0
+    assert all(
+        row["votes"] >= 2 and row["round"] in (1, 2) and row["generator"].startswith("tgi:") for row in generated
+    )
+    assert all(row["votes"] == 0 and row["round"] == 0 and row["generator"] is None for row in rows[:48])
+    for name in ("report.md", "plots/funnel.png", "plots/gvendi.png", "plots/round_001_clusters.png"):
+        assert (result.run_dir / name).stat().st_size > 0
+    # every request id appears once in the record
+    ids = [rec["id"] for rec in _records(result.run_dir)]
+    assert len(ids) == len(set(ids))
+
+
+def test_resume_replays_records_and_repeats_nothing(online_hub, loopback_server, tmp_path):
+    server = loopback_server(mode="scripted")
+    config = _config(tmp_path, server, rounds=1)
+    first = synthesize(config, featurizer=HashingFeaturizer())
+    served = server.stats["requests"] - server.stats["probes"]
+    # throw away the round's outputs but keep the request record: the round is recomputed from the record
+    for path in (first.run_dir / "rounds" / "round_001").iterdir():
+        path.unlink()
+    (first.run_dir / "dataset.jsonl").unlink()
+    again = resume(first.run_dir, featurizer=HashingFeaturizer())
+    assert server.stats["requests"] - server.stats["probes"] == served  # every answer came from requests.jsonl
+    assert again.rows == first.rows
+
+
+def test_faults_every_request_ends_succeeded_or_recorded_failed(online_hub, loopback_server, tmp_path):
+    server = loopback_server(
+        mode="scripted", seed=7, rate_429=0.1, rate_503=0.1, rate_timeout=0.05, retry_after=0, timeout_delay=1.0
+    )
+    generator = EndpointConfig(backend="tgi", url=server.url, timeout=0.5, max_retries=1, max_new_tokens=256)
+    solver = EndpointConfig(backend="openai", url=server.url, timeout=0.5, max_retries=1, max_new_tokens=256)
+    config = _config(tmp_path, server, rounds=1, per_round=24, generator=generator, solver=solver)
+    result = synthesize(config, featurizer=HashingFeaturizer())
+    records = _records(result.run_dir)
+    assert all(rec["status"] in ("ok", "failed") for rec in records)
+    assert all((rec["status"] == "ok") == (rec["text"] is not None) for rec in records)
+    failed = [rec for rec in records if rec["status"] == "failed"]
+    assert failed and all(rec["error"] and rec["attempts"] == 2 for rec in failed)
+    (r,) = result.report["rounds"]
+    assert r["requests"]["total"] == len(records) and r["requests"]["failed"] == len(failed)
+    assert server.stats["429"] and server.stats["503"] and server.stats["timeout"]
+
+
+def test_decontamination_ngram_and_paraphrase_check(online_hub, loopback_server, tmp_path):
+    server = loopback_server(mode="scripted")
+    first = synthesize(_config(tmp_path, server, rounds=1), featurizer=HashingFeaturizer())
+    accepted = [row["problem"] for row in first.accepted]
+    assert accepted
+    # verbatim benchmark items: caught by the 10-gram filter
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"problem": p}) + "\n" for p in accepted))
+    out = str(tmp_path / "ngram")
+    second = synthesize(
+        _config(tmp_path, server, rounds=1, out=out, decontamination={"benchmarks": [str(bench)]}),
+        featurizer=HashingFeaturizer(),
+    )
+    assert second.report["decontamination"]["removed"] >= len(accepted)
+    assert second.report["rounds"][0]["drop_reasons"]["benchmark_ngram_overlap"] >= len(accepted)
+    assert not {row["problem"] for row in second.accepted} & set(accepted)
+
+    # reworded items (a word inserted every 6 words breaks every 10-gram): only the paraphrase check catches them
+    def reword(text):
+        words = text.split()
+        return " ".join(w + (" indeed" if i % 6 == 5 else "") for i, w in enumerate(words))
+
+    bench.write_text("".join(json.dumps({"question": reword(p)}) + "\n" for p in accepted))
+    config = _config(
+        tmp_path,
+        server,
+        rounds=1,
+        out=str(tmp_path / "paraphrase"),
+        decontamination={"benchmarks": [str(bench)], "paraphrase_check": True, "ngram": 10},
+    )
+    third = synthesize(config, featurizer=HashingFeaturizer())
+    reasons = third.report["rounds"][0]["drop_reasons"]
+    assert reasons.get("paraphrase", 0) >= len(accepted) and "benchmark_ngram_overlap" not in reasons
+    assert any(rec["stage"] == "paraphrase" for rec in _records(third.run_dir))
+    assert not {row["problem"] for row in third.accepted} & set(accepted)
+
+
+def test_unparsable_generations_are_counted(online_hub, loopback_server, tmp_path):
+    server = loopback_server(mode="scripted", unparsable_rate=0.5)
+    result = synthesize(_config(tmp_path, server, rounds=1, per_round=20), featurizer=HashingFeaturizer())
+    (r,) = result.report["rounds"]
+    assert r["drop_reasons"]["unparsable"] == r["generated"] - r["parsed"] > 0
+
+
+def test_sparse_cluster_shot_policy(online_hub, loopback_server, tmp_path):
+    server = loopback_server(mode="scripted")
+    config = _config(tmp_path, server, task="nli", rounds=1, shot_policy="sparse-cluster", shots=8)
+    result = synthesize(config, featurizer=HashingFeaturizer())
+    assert result.report["complete"]
+
+
+def test_different_config_refuses_to_resume(online_hub, loopback_server, tmp_path, capsys):
+    server = loopback_server(mode="scripted")
+    config = _config(tmp_path, server, rounds=1)
+    synthesize(config, featurizer=HashingFeaturizer())
+    config.seed, config.per_round = 5, 30
+    with pytest.raises(ValueError, match=r"different configuration(.|\n)*per_round(.|\n)*seed: run folder has 0"):
+        synthesize(config, featurizer=HashingFeaturizer())
+    assert cli_main(["synthesize", "--resume", config.out, "--vote-tau", "3"]) == 2
+    assert "vote.tau: run folder has 2, new config has 3" in capsys.readouterr().err
+
+
+def test_unreachable_endpoint_fails_fast(online_hub, tmp_path, capsys):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    config = SynthesisConfig(out=str(tmp_path / "run"), generator=EndpointConfig(backend="tgi", url=url))
+    start = time.monotonic()
+    with pytest.raises(EndpointUnreachableError, match=rf"{url}/: tried a 1-token request 3 time\(s\) \(connect"):
+        synthesize(config, featurizer=HashingFeaturizer())
+    assert time.monotonic() - start < 10
+    assert cli_main(["synthesize", "--generator", url, "--backend", "openai", "--out", str(tmp_path / "r2")]) == 3
+    assert f"{url}/v1/chat/completions" in capsys.readouterr().err
+
+
+def test_malformed_seeds_file_names_the_line(tmp_path, capsys):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"premise": "A b.", "hypothesis": "C d.", "label": "neutral"}\n{"premise": "x", "hypothesis"\n')
+    code = cli_main(["synthesize", "--task", "nli", "--seeds", str(seeds), "--out", str(tmp_path / "run")])
+    assert code == 2 and "seeds.jsonl, line 2: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_finished_run_can_be_extended_with_more_rounds(online_hub, loopback_server, tmp_path):
+    server = loopback_server(mode="scripted")
+    two = synthesize(_config(tmp_path, server, rounds=2, out=str(tmp_path / "two")), featurizer=HashingFeaturizer())
+    one = synthesize(_config(tmp_path, server, rounds=1, out=str(tmp_path / "grow")), featurizer=HashingFeaturizer())
+    assert one.report["complete"] and len(one.report["rounds"]) == 1
+    grown = resume(one.run_dir, rounds=2, featurizer=HashingFeaturizer())
+    assert grown.rows == two.rows and grown.report["rounds"] == two.report["rounds"]
