@@ -28,10 +28,17 @@ def hf_cache_root() -> str:
 
 @pytest.fixture(scope="session")
 def word_proxy_dir(tmp_path_factory) -> str:
-    """A tiny random Qwen2 and a 40-word tokenizer saved as a local proxy folder (``--proxy PATH``)."""
-    from utils import make_word_tokenizer, tiny_qwen
+    """A tiny random Qwen2 saved with the bundled proxy's BPE tokenizer as a local proxy folder (``--proxy PATH``).
 
-    tokenizer = make_word_tokenizer(40)
+    (A word-level tokenizer saved next to a Qwen2 config reloads as a Qwen2 tokenizer under transformers 5 and encodes
+    the test words to nothing, so saved proxies use a real BPE tokenizer.)
+    """
+    from transformers import AutoTokenizer
+    from utils import tiny_qwen
+
+    from gvendi.data import TINY_PROXY_PATH
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_PROXY_PATH)
     folder = tmp_path_factory.mktemp("word-proxy")
     tiny_qwen(len(tokenizer)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -45,6 +45,7 @@ def test_every_input_kind_gives_the_same_json(word_proxy_dir, data_files, capsys
         assert result["num_samples"] == len(RECORDS) and result["dim"] == 32
         values[kind] = result["gvendi"]
     assert max(values.values()) - min(values.values()) < 1e-4, values
+    assert values["jsonl"] > 1.5, "features are degenerate (all examples alike)"
 
 
 def test_limit_and_text_output(word_proxy_dir, data_files, capsys):

@@ -113,6 +113,7 @@ def test_dataset_map_adds_fixed_length_column_and_reuses_cache(word_proxy_dir, t
     mapped = ds.map(featurizer, batched=True, batch_size=5, features=featurizer.features(ds.features))
     assert mapped.features["gvendi_grad"] == datasets.List(datasets.Value("float32"), length=16)
     np.testing.assert_allclose(np.asarray(mapped["gvendi_grad"]), featurizer.featurize(ds), atol=1e-5)
+    assert np.ptp(np.asarray(mapped["gvendi_grad"])[:3], axis=0).max() > 1e-3, "distinct examples, distinct features"
 
     calls = []
     original = featurizer._run_batch
