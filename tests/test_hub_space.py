@@ -43,8 +43,8 @@ def test_space_folder_and_card(space_dir):
     assert data["title"] and data["license"] == "apache-2.0"
     import gvendi.measurement as measurement
 
-    first_line = measurement._DESCRIPTION.strip().splitlines()[0]
-    assert first_line in card.text  # the module card travels with the Space
+    body = SpaceCard(measurement.MODULE_CARD).text
+    assert "# Measurement Card for G-Vendi" in card.text and body.strip() in card.text  # the module card travels
     assert (space_dir / "requirements.txt").read_text() == "gvendi\n"
     assert "from gvendi.measurement import Gvendi" in (space_dir / "gvendi.py").read_text()
 
