@@ -182,4 +182,5 @@ def test_tiny_proxy_fits_its_samples_and_masks_the_prompt(tokenizer, model):
     assert tokenizer.decode(ids[n_head:]) == row["completion"] + "<|im_end|>\n"
     with torch.no_grad():
         loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
-    assert loss.item() < 2.0  # an untrained model scores about log(vocab size) ≈ 7.5
+    # Trained, but on purpose not to expert level (see the model card); an untrained model scores log(1868) ≈ 7.5.
+    assert loss.item() < 4.0

@@ -3,7 +3,7 @@
 All three are small, synthetic and rebuilt by seeded scripts in this folder::
 
     python -m gvendi.data.build_samples      # math_sample.jsonl, nli_sample.jsonl
-    python -m gvendi.data.build_tiny_proxy   # tiny-proxy/ (tokenizer + 2-layer Qwen2, trained on the samples)
+    python -m gvendi.data.build_tiny_proxy   # tiny-proxy/ (tokenizer + 4-layer Qwen2, trained on the samples)
 
 They are for examples, tests and smoke runs; they are not benchmarks, and the tiny proxy is not a real model.
 """

@@ -56,7 +56,7 @@ def unit_rate(rng: random.Random) -> Generated:
         ("candles", "candle"), ("mugs", "mug"), ("bags of rice", "bag of rice"), ("bottles of juice", "bottle of juice"),
         ("pairs of socks", "pair of socks"), ("packs of cards", "pack of cards"), ("plants", "plant"), ("towels", "towel"),
     ]  # fmt: skip
-    plural, singular = rng.choice(items)
+    plural, _singular = rng.choice(items)
     name = rng.choice(NAMES)
     unit, count = rng.randint(2, 15), rng.randint(2, 9)
     target = rng.choice([n for n in range(3, 21) if n != count])
@@ -73,8 +73,8 @@ def unit_rate(rng: random.Random) -> Generated:
     total = unit * target
     answer = _check(total, Fraction(price, count) * target)
     solution = (
-        f"First find the price of one {singular}: ${price} / {count} = ${unit}.\n"
-        f"Then multiply by the number of {plural} wanted: {target} * ${unit} = ${total}.\n"
+        f"First find the price of one item: ${price} / {count} = ${unit}.\n"
+        f"Then multiply the price of one item by the number of items wanted: {target} * ${unit} = ${total}.\n"
         f"\\boxed{{{answer}}}"
     )
     return problem, solution, answer
@@ -146,7 +146,7 @@ def work_rate(rng: random.Random) -> Generated:
     hours = 1 / together
     answer = _check(hours, Fraction(a * b, a + b))
     solution = (
-        f"In one hour {first} does 1/{a} of the job and {second} does 1/{b} of the job.\n"
+        f"In one hour the first worker does 1/{a} of the job and the second worker does 1/{b} of the job.\n"
         f"Together they do 1/{a} + 1/{b} = {together.numerator}/{together.denominator} of the job per hour.\n"
         f"The whole job takes 1 / ({together.numerator}/{together.denominator}) = {fmt(hours)} hours.\n"
         f"\\boxed{{{answer}}}"
@@ -172,7 +172,7 @@ def age_multiple(rng: random.Random) -> Generated:
     )
     answer = _check(young_age, Fraction(total - 2 * years, times + 1))
     solution = (
-        f"Let {younger}'s age now be x, so {older} is {times}x.\n"
+        f"Let the younger age now be x, so the older age is {times}x.\n"
         f"In {years} years their ages will be x + {years} and {times}x + {years}.\n"
         f"So (x + {years}) + ({times}x + {years}) = {total}, which gives {times + 1}x + {2 * years} = {total}.\n"
         f"Then {times + 1}x = {total - 2 * years}, so x = {young_age}.\n"
@@ -202,9 +202,9 @@ def rectangle_area(rng: random.Random) -> Generated:
     area = length * width
     answer = _check(area, length * (Fraction(perimeter, 2) - length))
     solution = (
-        f"Half of the perimeter is {perimeter} / 2 = {half} {unit}, which is the length plus the width.\n"
-        f"The width is {half} - {length} = {width} {unit}.\n"
-        f"The area is length times width: {length} * {width} = {area} square {unit}.\n"
+        f"Half of the perimeter is {perimeter} / 2 = {half}, which is the length plus the width.\n"
+        f"The width is {half} - {length} = {width}.\n"
+        f"The area is length times width: {length} * {width} = {area}.\n"
         f"\\boxed{{{answer}}}"
     )
     return problem, solution, answer
@@ -234,9 +234,9 @@ def mixture_concentration(rng: random.Random) -> Generated:
     concentration = pure / volume * 100
     answer = _check(concentration, Fraction(vol_a * pct_a + vol_b * pct_b, vol_a + vol_b))
     solution = (
-        f"The first solution contains {vol_a} * {pct_a} / 100 = {fmt(pure_a)} liters of {solute}.\n"
-        f"The second solution contains {vol_b} * {pct_b} / 100 = {fmt(pure_b)} liters of {solute}.\n"
-        f"The mixture has {fmt(pure_a)} + {fmt(pure_b)} = {fmt(pure)} liters of {solute} "
+        f"The first solution contains {vol_a} * {pct_a} / 100 = {fmt(pure_a)} liters of the pure substance.\n"
+        f"The second solution contains {vol_b} * {pct_b} / 100 = {fmt(pure_b)} liters of the pure substance.\n"
+        f"The mixture has {fmt(pure_a)} + {fmt(pure_b)} = {fmt(pure)} liters of the pure substance "
         f"in {vol_a} + {vol_b} = {volume} liters.\n"
         f"The concentration is {fmt(pure)} / {volume} * 100 = {fmt(concentration)}%.\n"
         f"\\boxed{{{answer}}}"
@@ -300,7 +300,7 @@ def sharing_remainder(rng: random.Random) -> Generated:
     solution = (
         f"Divide {total} by {groups}: {groups} * {each} = {used} is the largest multiple of {groups} "
         f"that is not more than {total}.\n"
-        f"So each share gets {each} {things}.\n"
+        f"So each share gets {each}.\n"
         f"The remainder is {total} - {used} = {left}.\n"
         f"\\boxed{{{answer}}}"
     )
@@ -355,8 +355,8 @@ def change_from_purchase(rng: random.Random) -> Generated:
     change = bill - cost
     answer = _check(change, bill - (count_a * price_a + count_b * price_b))
     solution = (
-        f"The {first_item} cost {count_a} * ${price_a} = ${cost_a}.\n"
-        f"The {second_item} cost {count_b} * ${price_b} = ${cost_b}.\n"
+        f"The first kind of item costs {count_a} * ${price_a} = ${cost_a}.\n"
+        f"The second kind of item costs {count_b} * ${price_b} = ${cost_b}.\n"
         f"The total cost is ${cost_a} + ${cost_b} = ${cost}.\n"
         f"The change is ${bill} - ${cost} = ${change}.\n"
         f"\\boxed{{{answer}}}"
@@ -413,8 +413,8 @@ def ratio_split(rng: random.Random) -> Generated:
     answer = _check(share, Fraction(total * large, parts))
     solution = (
         f"The ratio {small}:{large} has {small} + {large} = {parts} equal parts.\n"
-        f"One part is {amount(total)} / {parts} = {amount(part)}.\n"
-        f"{second} gets {large} parts: {large} * {part} = {amount(share)}.\n"
+        f"One part is {total} / {parts} = {part}.\n"
+        f"The larger share is {large} parts: {large} * {part} = {share}.\n"
         f"\\boxed{{{answer}}}"
     )
     return problem, solution, answer
@@ -445,7 +445,7 @@ def missing_score(rng: random.Random) -> Generated:
     goal = target * (known + 1)
     answer = _check(needed, goal - current)
     solution = (
-        f"An average of {target} over {known + 1} {kind} needs a total of {target} * {known + 1} = {goal}.\n"
+        f"An average of {target} over {known + 1} scores needs a total of {target} * {known + 1} = {goal}.\n"
         f"The scores so far add up to {' + '.join(str(s) for s in scores)} = {current}.\n"
         f"The missing score is {goal} - {current} = {needed}.\n"
         f"\\boxed{{{answer}}}"
@@ -476,8 +476,8 @@ def fraction_remaining(rng: random.Random) -> Generated:
     left = rest_a - spent_b
     answer = _check(left, money * (1 - Fraction(1, a)) * (1 - Fraction(1, b)))
     solution = (
-        f"{name} spent ${money} / {a} = ${spent_a} on {first_buy}, leaving ${money} - ${spent_a} = ${rest_a}.\n"
-        f"Then {name} spent ${rest_a} / {b} = ${spent_b} on {second_buy}.\n"
+        f"The first purchase uses ${money} / {a} = ${spent_a}, leaving ${money} - ${spent_a} = ${rest_a}.\n"
+        f"The second purchase uses ${rest_a} / {b} = ${spent_b}.\n"
         f"The money left is ${rest_a} - ${spent_b} = ${left}.\n"
         f"\\boxed{{{answer}}}"
     )
@@ -510,10 +510,10 @@ def heads_and_legs(rng: random.Random) -> Generated:
     step = many_legs - few_legs
     answer = _check(Fraction(extra, step), count_many)
     solution = (
-        f"If all {heads} {heads_word} were {few}, there would be {heads} * {few_legs} = {base} {part}.\n"
-        f"There are {legs} - {base} = {extra} {part} more than that.\n"
-        f"Each of the {many} adds {many_legs} - {few_legs} = {step} extra {part}.\n"
-        f"So the number of {many} is {extra} / {step} = {answer}.\n"
+        f"If all {heads} were of the kind with {few_legs} each, the count would be {heads} * {few_legs} = {base}.\n"
+        f"The real count is {legs}, which is {legs} - {base} = {extra} more.\n"
+        f"Each one of the other kind adds {many_legs} - {few_legs} = {step} more.\n"
+        f"So the other kind numbers {extra} / {step} = {answer}.\n"
         f"\\boxed{{{answer}}}"
     )
     return problem, solution, answer
