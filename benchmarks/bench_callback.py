@@ -1,13 +1,15 @@
 """Wall-time overhead of GVendiCallback(source="model") on a tiny model's Trainer run.
 
-    python benchmarks/bench_callback.py                       # 60 steps, batch 8 × ≤128 tokens, 3 repeats
+    python benchmarks/bench_callback.py                       # 60 steps, batch 8, 5 repeats
     python benchmarks/bench_callback.py --steps 100 --repeats 5 --dim 1024 --logging-steps 20
 
-The same training (same model init, data, steps, logging) runs with and without the callback, alternating
-(baseline, callback, baseline, …) so a shared machine's load drifts over both alike; the overhead is the ratio of
-median wall times of ``trainer.train()`` minus one. The model has the bundled tiny proxy's shape (Qwen2, hidden 128,
-4 layers, MLP 384, vocab 3072, tied embeddings; random weights, so the bundled files are not needed). The target is
-≤ 15% extra wall time. Results go to benchmarks/results/callback_overhead.{json,md}.
+The bundled tiny proxy (Qwen2, 1.03M parameters: hidden 128, 4 layers, MLP 384, vocab 1,868, tied embeddings) is
+fine-tuned on the bundled math sample (chat format, 79–182 tokens, loss on the solution). The same training (same
+weights, data, steps, logging) runs with and without the callback, alternating (baseline, callback variants,
+baseline, …) so a shared machine's load drifts over all alike; the overhead is the ratio of median wall times of
+``trainer.train()`` minus one. Variants: the callback's default projection for ``source="model"`` (``"factored"``)
+and ``"sketch"``, every step and every 4th. The target is ≤ 15% extra wall time. Results go to
+benchmarks/results/callback_overhead.{json,md}.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, markdown_table, median, qwen2_model, write_results  # noqa: E402
-
-VOCAB, HIDDEN, LAYERS, INTERMEDIATE = 3072, 128, 4, 384
+from _common import machine_info, markdown_table, median, write_results  # noqa: E402
 
 
 def _callback_class():
@@ -38,17 +38,34 @@ def _callback_class():
 
 
 def _dataset(n: int, seed: int):
-    import torch
+    """``n`` rows of the bundled math sample, shuffled, as chat-formatted ``input_ids``/``labels``."""
+    import numpy as np
     from datasets import Dataset
 
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(n):
-        length = int(torch.randint(96, 129, (1,), generator=generator))
-        ids = torch.randint(8, VOCAB, (length,), generator=generator).tolist()
-        prompt = length // 2
-        rows.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
-    return Dataset.from_list(rows)
+    from gvendi import GradientFeaturizer
+    from gvendi.data import load_math_sample
+
+    rows = load_math_sample()
+    order = np.random.default_rng(seed).permutation(len(rows))
+    chosen = [rows[int(i)] for i in np.resize(order, n)]
+    encoder = GradientFeaturizer("tiny", dim=8, show_progress=False)
+    encoded = encoder.encode({key: [r[key] for r in chosen] for key in ("prompt", "completion")})
+    return Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded])
+
+
+def _model(kind: str):
+    """The bundled tiny proxy, or ("small") a 4× wider random Qwen2 with its vocabulary (hidden 512, MLP 1536)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from gvendi.data import TINY_PROXY_PATH
+
+    if kind == "tiny":
+        return AutoModelForCausalLM.from_pretrained(TINY_PROXY_PATH).train()
+    config = AutoConfig.from_pretrained(TINY_PROXY_PATH)
+    config.hidden_size, config.intermediate_size, config.num_attention_heads, config.num_key_value_heads = 512, 1536, 8, 4
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config).train()
 
 
 class _Pad:
@@ -65,15 +82,15 @@ class _Pad:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def run_once(args, data, every_n_steps: int | None) -> tuple[tuple[float, float], dict]:
-    """One training run; ``every_n_steps=None`` is the baseline without the callback."""
+def run_once(args, data, variant: tuple[str, int] | None) -> tuple[tuple[float, float], dict]:
+    """One training run; ``variant`` is ``(projection, every_n_steps)``, or None for the baseline."""
     from transformers import Trainer, TrainingArguments
 
-    model = qwen2_model(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, intermediate=INTERMEDIATE, seed=0).train()
+    model = _model(args.model)
     callbacks = (
         []
-        if every_n_steps is None
-        else [_callback_class()(dim=args.dim, every_n_steps=every_n_steps, save_plot=False)]
+        if variant is None
+        else [_callback_class()(dim=args.dim, projection=variant[0], every_n_steps=variant[1], save_plot=False)]
     )
     with tempfile.TemporaryDirectory() as output_dir:
         training = TrainingArguments(
@@ -109,16 +126,29 @@ def run_once(args, data, every_n_steps: int | None) -> tuple[tuple[float, float]
     return seconds, summary
 
 
+MODELS = {
+    "tiny": "The bundled tiny proxy (Qwen2, 1.03M parameters: hidden 128, 4 layers, MLP 384, vocab 1,868)",
+    "small": "A 4× wider Qwen2 (random init, 14M parameters: hidden 512, 4 layers, MLP 1536, vocab 1,868)",
+}
+
+
+def _label(variant: tuple[str, int]) -> str:
+    return f"{variant[0]}, every_n_steps={variant[1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["tiny", "small"], default="tiny", help="the bundled proxy or a 4× wider one")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--logging-steps", type=int, default=20)
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--every-n-steps", type=int, nargs="+", default=[1, 4], help="callback variants to time")
+    parser.add_argument("--projections", nargs="+", default=["factored", "sketch"], help="callback projections")
+    parser.add_argument("--every-n-steps", type=int, nargs="+", default=[1, 4], help="callback sampling rates")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the results files")
+    parser.add_argument("--tag", default="", help="suffix of the results files (e.g. 'active' for another setting)")
     args = parser.parse_args(argv)
 
     import torch
@@ -129,48 +159,43 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     info = machine_info(args.threads)
     data = _dataset(args.steps * args.batch_size, seed=0)
-    run_once(args, data, every_n_steps=1)  # warm-up: imports, allocator, projection caches
-    variants: list[int | None] = [None, *args.every_n_steps]
-    wall: dict[int | None, list[float]] = {v: [] for v in variants}
-    cpu: dict[int | None, list[float]] = {v: [] for v in variants}
-    scoring: dict[int, list[float]] = {v: [] for v in args.every_n_steps}
-    finals: dict[int, dict] = {}
+    tested = [(projection, n) for projection in args.projections for n in args.every_n_steps]
+    run_once(args, data, tested[0])  # warm-up: imports, allocator, projection caches
+    variants: list[tuple[str, int] | None] = [None, *tested]
+    wall: dict = {v: [] for v in variants}
+    cpu: dict = {v: [] for v in variants}
+    scoring: dict = {v: [] for v in tested}
+    finals: dict = {}
     for _ in range(args.repeats):  # interleaved, so load drift hits every variant alike
         for variant in variants:
-            (elapsed, elapsed_cpu), final = run_once(args, data, every_n_steps=variant)
+            (elapsed, elapsed_cpu), final = run_once(args, data, variant)
             wall[variant].append(elapsed)
             cpu[variant].append(elapsed_cpu)
             if variant is not None:
                 finals[variant] = final
                 scoring[variant].append(final["scoring_s"])
     base, base_cpu = median(wall[None]), median(cpu[None])
-    overhead = {v: median(wall[v]) / base - 1.0 for v in args.every_n_steps}
-    overhead_cpu = {v: median(cpu[v]) / base_cpu - 1.0 for v in args.every_n_steps}
+    overhead = {v: median(wall[v]) / base - 1.0 for v in tested}
+    overhead_cpu = {v: median(cpu[v]) / base_cpu - 1.0 for v in tested}
     load_after = [round(x, 2) for x in os.getloadavg()]
     payload = {
         "benchmark": "GVendiCallback(source='model') wall-time overhead",
-        "model": {
-            "architecture": "Qwen2ForCausalLM (random init)",
-            "vocab": VOCAB,
-            "hidden": HIDDEN,
-            "layers": LAYERS,
-            "intermediate": INTERMEDIATE,
-            "tied_embeddings": True,
-        },
+        "model": MODELS[args.model],
+        "data": "bundled math sample, chat format, 79-182 tokens",
         "settings": {
             "steps": args.steps,
             "batch_size": args.batch_size,
-            "tokens_per_example": "96-128",
             "logging_steps": args.logging_steps,
             "dim": args.dim,
-            "projection": "sketch",
             "repeats": args.repeats,
             "threads": args.threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "baseline": {"wall_s": wall[None], "cpu_s": cpu[None], "median_wall_s": base, "median_cpu_s": base_cpu},
         "variants": [
             {
-                "every_n_steps": v,
+                "projection": v[0],
+                "every_n_steps": v[1],
                 "wall_s": wall[v],
                 "cpu_s": cpu[v],
                 "median_wall_s": median(wall[v]),
@@ -182,52 +207,57 @@ def main(argv: list[str] | None = None) -> int:
                 "examples_featurized": finals[v].get("examples"),
                 "final_cumulative_gvendi": finals[v].get("cumulative"),
             }
-            for v in args.every_n_steps
+            for v in tested
         ],
         "target_fraction": 0.15,
         "machine": info,
         "load_average_after": load_after,
     }
-    header = ["run", "wall s (each repeat)", "median wall s", "wall overhead", "CPU-time overhead", "scoring s"]
-    rows = [["no callback", " ".join(f"{x:.2f}" for x in wall[None]), f"{base:.2f}", "—", "—", "—"]]
-    for v in args.every_n_steps:
+    header = ["run", "wall s (each repeat)", "median wall s", "wall overhead", "CPU-time overhead", "scoring s", "G-Vendi"]
+    rows = [["no callback", " ".join(f"{x:.2f}" for x in wall[None]), f"{base:.2f}", "—", "—", "—", "—"]]
+    for v in tested:
         rows.append(
             [
-                f"every_n_steps={v}",
+                _label(v),
                 " ".join(f"{x:.2f}" for x in wall[v]),
                 f"{median(wall[v]):.2f}",
                 f"{overhead[v] * 100:+.1f}%",
                 f"{overhead_cpu[v] * 100:+.1f}%",
                 f"{median(scoring[v]):.2f}",
+                f"{finals[v].get('cumulative') or float('nan'):.1f}",
             ]
         )
     verdicts = ", ".join(
-        f"every_n_steps={v}: {overhead[v] * 100:+.1f}% ({'meets' if overhead[v] <= 0.15 else 'misses'} the ≤ 15% target)"
-        for v in args.every_n_steps
+        f"{_label(v)}: {overhead[v] * 100:+.1f}% ({'meets' if overhead[v] <= 0.15 else 'misses'} the ≤ 15% target)"
+        for v in tested
     )
     markdown = "\n\n".join(
         [
             "# GVendiCallback overhead (source='model')",
-            f"Tiny Qwen2 (hidden {HIDDEN}, {LAYERS} layers, vocab {VOCAB}, tied embeddings, random init), "
-            f"{args.steps} steps × batch {args.batch_size} × 96–128 tokens, logging every {args.logging_steps} steps, "
-            f"dim {args.dim}, CountSketch projection, {args.threads} torch threads, CPU. Wall time of `trainer.train()`, "
+            f"{MODELS[args.model]}, fine-tuned on the bundled math sample: {args.steps} steps × "
+            f"batch {args.batch_size}, logging every {args.logging_steps} steps, dim {args.dim}, {args.threads} torch "
+            f"threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU. Wall time of `trainer.train()`, "
             f"variants interleaved per repeat, medians of {args.repeats} repeats.",
             markdown_table(header, rows),
             f"**Wall-time overhead: {verdicts}.**",
             "CPU-time overhead (process time, all threads) is less sensitive to other jobs on a shared machine. "
-            '"scoring s" is the time in the k×k eigendecompositions at logging steps, epoch end and train end, a fixed '
-            "cost per log that does not grow with the model; the rest is the per-step cost of the hooks (per-example "
-            "gradient products, as many FLOPs as the weight-gradient GEMMs of the backward pass, plus the "
-            "CountSketch scatter over all parameters).",
+            '"scoring s" is the time in the eigendecompositions at logging steps, epoch end and train end (a fixed '
+            "cost per log; windows under `dim` examples are scored from their small Gram matrix). The rest is the "
+            "per-step cost of the hooks: with 'factored', folding each layer's output gradient and input to at most 128 "
+            "buckets a side and one batched product of the folds per step; with 'sketch', a per-example gradient "
+            "product per layer (as many FLOPs as the weight-gradient GEMM) and a CountSketch scatter of every "
+            "parameter. 'G-Vendi' is the final cumulative value (the two projections measure the same quantity).",
             f"Machine: {info['cpu']}, {info['cpu_count']} cores, load average {info['load_average_1_5_15']} before and "
             f"{load_after} after (a shared machine: other jobs ran alongside, so single runs are noisy), torch "
             f"{info['torch']}, {info['date_utc']} UTC.",
-            "Re-run: `python benchmarks/bench_callback.py` (options: `--steps`, `--repeats`, `--every-n-steps 1 2 4`).",
+            "Re-run: `python benchmarks/bench_callback.py` (options: `--steps`, `--repeats`, `--projections`, "
+            "`--every-n-steps`).",
         ]
     )
     print(markdown)
     if not args.no_write:
-        write_results("callback_overhead", payload, markdown)
+        name = "callback_overhead" + ("" if args.model == "tiny" else f"_{args.model}") + (f"_{args.tag}" if args.tag else "")
+        write_results(name, payload, markdown)
     return 0
 
 

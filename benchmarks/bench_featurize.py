@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/utils.py: the accuracy sets
 
 import _common  # noqa: E402  (sets thread/OpenMP environment first)
 import numpy as np  # noqa: E402
@@ -48,6 +49,7 @@ from methods import (  # noqa: E402
     plain_forward_backward,
     random_examples,
 )
+from utils import accuracy_records  # noqa: E402
 
 from gvendi import score  # noqa: E402
 from gvendi.projection import DenseProjector  # noqa: E402
@@ -194,28 +196,6 @@ def speed(args) -> dict:
 N_ACC, SEEDS = 256, (0, 1, 2)
 
 
-def _words(ids) -> str:
-    return " ".join(f"w{int(i)}" for i in ids)
-
-
-def _low_diversity(rng) -> list[dict]:
-    bases = [rng.integers(0, 200, 12) for _ in range(6)]
-    records = []
-    for i in range(N_ACC):
-        base = bases[i % len(bases)]
-        answer = base.copy()
-        answer[rng.integers(0, 12)] = rng.integers(0, 200)
-        records.append({"prompt": _words(base[:6]), "completion": _words(answer)})
-    return records
-
-
-def _high_diversity(rng) -> list[dict]:
-    return [
-        {"prompt": _words(rng.integers(0, 200, 8)), "completion": _words(rng.integers(0, 200, 12))}
-        for _ in range(N_ACC)
-    ]
-
-
 def _exact_gradients(model, examples) -> torch.Tensor:
     from gvendi.gradients import per_example_loss
 
@@ -245,8 +225,8 @@ def accuracy(args) -> dict:
     probe = GvendiMethod(model, tokenizer, dim=DIM).featurizer
     ok, _ = bergson_available()
     report = {}
-    for name, make in (("low", _low_diversity), ("high", _high_diversity)):
-        records = make(np.random.default_rng(0))
+    for name in ("low", "high"):
+        records = accuracy_records(name, N_ACC)
         examples = probe.encode({k: [r[k] for r in records] for k in records[0]})
         grads = _exact_gradients(model, examples)
         exact = _exact_vendi(grads)

@@ -13,7 +13,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
-ORDER = ("featurize", "scoring", "scoring_1m_fresh_process", "kmeans", "gpu", "synthesis_client")
+ORDER = (
+    "featurize",
+    "projection_accuracy",
+    "scoring",
+    "scoring_1m_fresh_process",
+    "kmeans",
+    "gpu",
+    "callback_overhead_active",
+    "callback_overhead",
+    "callback_overhead_small",
+    "synthesis_client",
+)
 
 INTRO = """# Benchmarks
 

@@ -31,7 +31,7 @@ from transformers.data.data_collator import default_data_collator
 
 from gvendi import DEFAULT_PROXY, GradientCollector, VendiAccumulator, __version__, make_projector
 from gvendi.gradients import discover_targets
-from gvendi.projection import PROJECTIONS
+from gvendi.projection import PROJECTIONS, Projector
 from gvendi.vendi import vendi_from_eigenvalues
 
 __all__ = ["CURVE_FILE", "PLOT_FILE", "STATE_FILE", "GVendiCallback"]
@@ -131,8 +131,11 @@ class GVendiCallback(TrainerCallback):
             featurizes the consumed examples' texts with a fixed proxy (paper-faithful and comparable across runs,
             one extra forward + backward of the proxy per example).
         dim (`int`, *optional*, defaults to 1024): projection dimension k (the paper's 1024).
-        projection (`str`, *optional*, defaults to ``"sketch"``): ``"sketch"`` (fast CountSketch) or ``"dense"`` (the
-            paper's dense Rademacher projection, slow).
+        projection (`str`, *optional*): ``"factored"`` (the default with ``source="model"``: a CountSketch taken
+            through each layer's factors, so a layer's per-example gradient is never formed inside the training
+            step), ``"sketch"`` (the default with ``source="proxy"``, as ``gvendi score`` uses; with
+            ``source="model"`` a little more faithful and about twice the overhead) or ``"dense"`` (the paper's
+            dense Rademacher projection, slow); or a `Projector`, e.g. ``FactoredSketchProjector(1024, fold=64)``.
         seed (`int`, *optional*, defaults to 0): projection seed.
         q (`float`, *optional*, defaults to 1.0): order of the Vendi Score (1 is the paper's G-Vendi).
         stage_column (`str`, *optional*): a training-data column naming each example's curriculum stage.
@@ -162,7 +165,7 @@ class GVendiCallback(TrainerCallback):
         *,
         source: Literal["model", "proxy"] = "model",
         dim: int = 1024,
-        projection: str = "sketch",
+        projection: str | Projector | None = None,
         seed: int = 0,
         q: float = 1.0,
         stage_column: str | None = None,
@@ -179,8 +182,13 @@ class GVendiCallback(TrainerCallback):
             raise ValueError(f"GVendiCallback: source must be 'model' or 'proxy' (got {source!r}).")
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"GVendiCallback: dim must be an integer ≥ 1 (got {dim!r}); the paper uses 1024.")
-        if projection not in PROJECTIONS:
-            raise ValueError(f"GVendiCallback: projection must be one of {list(PROJECTIONS)} (got {projection!r}).")
+        if projection is None:
+            projection = "factored" if source == "model" else "sketch"
+        if not isinstance(projection, Projector) and projection not in PROJECTIONS:
+            raise ValueError(
+                f"GVendiCallback: projection must be one of {list(PROJECTIONS)} or a gvendi Projector (got "
+                f"{projection!r})."
+            )
         if not (isinstance(q, (int, float)) and q > 0):
             raise ValueError(f"GVendiCallback: q must be a number > 0 (got {q!r}); q=1.0 is the paper's G-Vendi.")
         if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
@@ -235,7 +243,7 @@ class GVendiCallback(TrainerCallback):
         self.epochs: list[dict[str, Any]] = []
         self._skipped = 0
         self._runs = 0
-        self._scores: list[tuple[int, torch.Tensor, float]] = []  # (count, state, value) since the last sync
+        self._scores: list[tuple[VendiAccumulator, float]] = []  # (accumulator, value) since the last sync
 
     def set_stage(self, name: str | None) -> None:
         """Name the curriculum stage of the examples trained on from now on (``None``: no stage). A ``stage_column``
@@ -631,20 +639,17 @@ class GVendiCallback(TrainerCallback):
 
     # logging, files --------------------------------------------------------------------------------------------
     def _value(self, accumulator: VendiAccumulator) -> float | None:
-        """The accumulator's G-Vendi, as ``VendiAccumulator.score`` computes it but with torch's eigensolver: inside a
-        training process it shares torch's thread pool, where numpy's BLAS pool would compete with it for the cores
-        (measured up to 10× slower on a 2-core machine). Accumulators with identical states (the window, epoch,
-        cumulative and stage ones often are, e.g. in the first window) are scored once per sync."""
+        """The accumulator's G-Vendi. Accumulators with identical states (the window, epoch, cumulative and stage
+        ones often are, e.g. in the first window) are scored once per sync. The eigensolver is torch's, inside the
+        training process's own thread pool (numpy's BLAS pool beside it can stall a loaded CPU)."""
         if not accumulator.count:
             return None
-        for count, moment, value in self._scores:
-            if count == accumulator.count and torch.equal(moment, accumulator.second_moment):
+        for scored, value in self._scores:
+            if scored.same_state(accumulator):
                 return value
-        sigma = accumulator.second_moment / accumulator.count
-        eigenvalues = torch.linalg.eigvalsh((sigma + sigma.T) / 2.0).clamp_min(0.0).flip(0).numpy()
-        value = vendi_from_eigenvalues(eigenvalues, self.q)
+        value = vendi_from_eigenvalues(accumulator.eigenvalues(), self.q)
         value = min(max(value, 1.0), float(min(accumulator.count, self.dim)))
-        self._scores.append((accumulator.count, accumulator.second_moment, value))
+        self._scores.append((accumulator, value))
         return value
 
     def _log(self, control: TrainerControl, logs: dict[str, float]) -> None:
@@ -666,7 +671,7 @@ class GVendiCallback(TrainerCallback):
         config = {
             "source": self.source,
             "dim": self.dim,
-            "projection": self.projection,
+            "projection": self.projection if isinstance(self.projection, str) else self.projection.config(),
             "seed": self.seed,
             "q": self.q,
             "stage_column": self.stage_column,
@@ -713,6 +718,14 @@ class GVendiCallback(TrainerCallback):
                 f"GVendiCallback: the checkpoint's G-Vendi state has dim {saved['cumulative']['dim']} but this callback "
                 f"has dim={self.dim}; resume with the same dim (and projection, seed) to continue the curve."
             )
+        saved_config, config = saved.get("config") or {}, self._config()
+        for key in ("source", "projection", "seed"):
+            if key in saved_config and saved_config[key] != config[key]:
+                raise ValueError(
+                    f"GVendiCallback: the checkpoint's G-Vendi state was measured with {key}={saved_config[key]!r} but "
+                    f"this callback has {key}={config[key]!r}; features of the two do not mix. Resume with "
+                    f"GVendiCallback({key}={saved_config[key]!r}), or delete {path} to start a new curve."
+                )
         self._window = VendiAccumulator.from_state_dict(saved["window"])
         self._window_stages = set(saved["window_stages"])
         self._cumulative = VendiAccumulator.from_state_dict(saved["cumulative"])

@@ -20,13 +20,19 @@ __all__ = ["main"]
 
 
 def _add_featurizer_arguments(parser: argparse.ArgumentParser) -> None:
+    from .projection import PROJECTIONS
     from .proxy import DEFAULT_PROXY
 
     group = parser.add_argument_group("gradient features")
     group.add_argument("--proxy", default=DEFAULT_PROXY, help="Hub id, local folder, or 'tiny' (bundled, offline).")
     group.add_argument("--revision", default=None, help="Hub revision of the proxy.")
     group.add_argument("--dim", type=int, default=1024, help="projection dimension k (default 1024, as in the paper).")
-    group.add_argument("--projection", default="sketch", choices=["sketch", "dense"], help="'sketch' (fast) or 'dense'.")
+    group.add_argument(
+        "--projection",
+        default="sketch",
+        choices=list(PROJECTIONS),
+        help="'sketch' (default), 'factored' (fastest, a little noisier) or 'dense' (the paper's, slow).",
+    )
     group.add_argument("--seed", type=int, default=0, help="projection seed.")
     group.add_argument("--batch-size", type=int, default=8, help="examples per forward/backward pass.")
     group.add_argument("--max-length", type=int, default=None, help="truncate token sequences to this length.")

@@ -4,8 +4,10 @@ For a linear layer ``y = W x (+ b)`` the gradient of example ``n`` is ``Σ_t δ_
 for the bias), where ``x`` is the layer input and ``δ = ∂L/∂y`` the gradient at its output. Hooks capture ``x`` in
 the forward pass and ``δ`` in the backward pass, form that one layer's per-example gradient and project it at once,
 so a full-model gradient never exists. With the weights frozen autograd skips the weight-gradient GEMMs, which
-these per-example products replace at the same FLOP count. Embedding rows and any other parameterised leaf module
-(RMSNorm, LayerNorm, …) are handled exactly too: every parameter of the model contributes.
+these per-example products replace at the same FLOP count; a projector that takes the factors (``"factored"``)
+never forms the product at all. Embedding rows, RMSNorm/LayerNorm (in closed form, checked once per class against
+autograd) and any other parameterised leaf module (a vmapped VJP) are handled exactly too: every parameter of the
+model contributes.
 
 Because the loss is the *sum* over examples of each example's mean completion-token loss, the captured gradient of
 example ``n`` is exactly its own gradient, whatever else is in the batch.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.func import functional_call, vjp, vmap
+from torch.nn import functional as F
 
 from .projection import Projector
 
@@ -79,6 +82,33 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
     return targets
 
 
+def _norm_grads(module: nn.Module, x: torch.Tensor, delta: torch.Tensor, tokens: torch.Tensor) -> dict | None:
+    """Per-example gradients ``{"weight": [n,H], "bias": [n,H]}`` of a LayerNorm or RMSNorm layer in closed form;
+    ``None`` for any other module. With ``module(x) = w ⊙ x̂ (+ b)`` (up to a constant added to ``w``, as in Gemma)
+    they are ``Σ_t δ_t ⊙ x̂_t`` and ``Σ_t δ_t``, over the tokens weighted by ``tokens`` [n,T] (0 on padding)."""
+    if x.shape != delta.shape or x.ndim < 2:
+        return None
+    h = x.float().reshape(x.shape[0], -1, x.shape[-1])  # [n,T,H]
+    d = delta.float().reshape(h.shape)
+    weights = tokens.to(h.dtype)[:, None, :]  # [n,1,T]
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
+        normalized = F.layer_norm(h, module.normalized_shape, eps=module.eps)
+        weight = torch.bmm(weights, d * normalized)
+    elif type(module).__name__.endswith("RMSNorm"):
+        eps = getattr(module, "variance_epsilon", getattr(module, "eps", None))
+        if not isinstance(eps, float):
+            return None
+        mean_square = torch.linalg.vector_norm(h, dim=-1).square_().div_(h.shape[-1])  # [n,T]
+        weights = weights * torch.rsqrt(mean_square + eps)[:, None, :]  # x̂ = x / rms(x), folded into the weights
+        weight = torch.bmm(weights, d * h)
+    else:
+        return None
+    grads = {"weight": weight.squeeze(1)}
+    if getattr(module, "bias", None) is not None:
+        grads["bias"] = torch.bmm(tokens.to(h.dtype)[:, None, :], d).squeeze(1)
+    return grads
+
+
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over each example's labelled tokens (``labels != -100``): shape [n].
 
@@ -127,10 +157,12 @@ class GradientCollector:
         self._out: torch.Tensor | None = None
         self._token_index: list[torch.Tensor] | None = None
         self._batch_size = 0
+        self._token_mask: torch.Tensor | None = None  # [n,T] bool on the model's device, with a token mask
         self._token_counts: list[int] = []  # real tokens per example of the current batch (with a token mask)
         self._right_padded: list[bool] = []  # whether each example's real tokens come first
         self.group_elements = 1 << 25  # bound on per-example gradient elements held at once (128 MB in fp32)
         self._recomputing = False  # True while a generic module is re-run for its per-example gradients
+        self._closed_form: dict[type, bool] = {}  # norm classes whose closed form matched autograd (checked once)
 
     # lifecycle -------------------------------------------------------------------------------------------------
     def __enter__(self) -> GradientCollector:
@@ -163,9 +195,11 @@ class GradientCollector:
         self._batch_size = batch_size
         self._out = self.projector.new_output(batch_size, device)
         self._token_index = None
+        self._token_mask = None
         self._token_counts = []
         self._right_padded = []
         if token_mask is not None:
+            self._token_mask = token_mask.to(device=device, dtype=torch.bool)
             rows = [row.nonzero().flatten() for row in token_mask.bool().cpu()]
             self._token_index = [index.to(device) for index in rows]
             self._token_counts = [int(index.numel()) for index in rows]
@@ -261,7 +295,17 @@ class GradientCollector:
             weight_name = target.param_names.get("weight")
             bias_name = target.param_names.get("bias")
             n_examples, n_out, n_in = delta.shape[0], delta.shape[-1], x.shape[-1]
-            if weight_name is not None:
+            if weight_name is not None and projector.takes_factors:
+                d = delta.reshape(n_examples, -1, n_out)  # [n,T,O]
+                xs = x.reshape(n_examples, -1, n_in)  # [n,T,I]
+                mask = self._token_mask
+                tokens = mask if mask is not None and mask.shape == d.shape[:2] else None  # padding adds nothing
+                if target.kind == "linear":  # the bias rides along as the weight of a constant input
+                    projector.add_outer(out, weight_name, d, xs, tokens, bias_name=bias_name)
+                    bias_name = None
+                else:  # Conv1D stores the weight transposed
+                    projector.add_outer(out, weight_name, xs, d, tokens)
+            elif weight_name is not None:
                 # per-example weight gradients, a group of examples at a time to bound memory
                 group = max(1, min(n_examples, self.group_elements // (n_out * n_in)))
                 buffer = torch.empty(group, n_out * n_in, device=delta.device, dtype=torch.float32)
@@ -290,12 +334,53 @@ class GradientCollector:
                 for n, index in enumerate(self._token_index):
                     mask[n, index] = True
             example = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)[mask]
-            projector.add_rows(out, weight_name, delta[mask].float(), ids[mask], example, delta.shape[-1])
+            n_rows = target.module.weight.shape[0]
+            projector.add_rows(out, weight_name, delta[mask].float(), ids[mask], example, delta.shape[-1], n_rows)
+        elif self._closed_form.get(type(target.module), True) and self._project_norm(target, x, delta, out):
+            return
         else:
             self._project_generic(target, x, delta, out)
 
+    def _project_norm(self, target: TargetModule, x: torch.Tensor, delta: torch.Tensor, out: torch.Tensor) -> bool:
+        """Per-example gradients of a LayerNorm/RMSNorm in closed form. The first module of each class is also run
+        through autograd (:meth:`_project_generic`) and the closed form is kept for the class only if it agrees.
+        Returns False when the module is not such a norm (the caller falls back to autograd)."""
+        if not set(target.param_names) <= {"weight", "bias"} or "weight" not in target.param_names:
+            return False
+        n, width = delta.shape[0], delta.shape[-1]
+        tokens = self._token_mask
+        if tokens is None or tokens.shape != delta.shape[:2]:
+            tokens = torch.ones(delta.reshape(n, -1, width).shape[:2], dtype=torch.bool, device=delta.device)
+        grads = _norm_grads(target.module, x, delta, tokens)
+        if grads is None or set(grads) != set(target.param_names):
+            self._closed_form[type(target.module)] = False
+            return False
+        kind = type(target.module)
+        if kind not in self._closed_form:
+            reference = self._generic_grads(target, x, delta)
+            agrees = all(
+                torch.allclose(grads[local], reference[local].reshape(n, width).float(), rtol=1e-3, atol=1e-6)
+                for local in target.param_names
+            )
+            if any(bool(reference[local].any()) for local in target.param_names):  # a zero gradient proves nothing
+                self._closed_form[kind] = agrees
+            if not agrees:
+                self._add_generic(target, reference, n, out)
+                return True
+        for local, canonical in target.param_names.items():
+            self.projector.add_dense(out, canonical, grads[local])
+        return True
+
     def _project_generic(self, target: TargetModule, x: torch.Tensor, delta: torch.Tensor, out: torch.Tensor) -> None:
         """Exact per-example gradients of any parameterised leaf module, by a vmapped vector-Jacobian product."""
+        self._add_generic(target, self._generic_grads(target, x, delta), delta.shape[0], out)
+
+    def _add_generic(self, target: TargetModule, grads: dict[str, torch.Tensor], n: int, out: torch.Tensor) -> None:
+        for local, canonical in target.param_names.items():
+            self.projector.add_dense(out, canonical, grads[local].reshape(n, -1).float())
+
+    def _generic_grads(self, target: TargetModule, x: torch.Tensor, delta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{local name: [n, *param.shape]}`` per-example gradients of a leaf module, by vmapped VJPs."""
         module = target.module
         params = {local: getattr(module, local).detach() for local in target.param_names}
 
@@ -306,8 +391,6 @@ class GradientCollector:
         self._recomputing = True
         try:
             with torch.enable_grad():
-                grads = vmap(example_grad)(x, delta)  # {local: [n, *param.shape]}
+                return vmap(example_grad)(x, delta)  # {local: [n, *param.shape]}
         finally:
             self._recomputing = False
-        for local, canonical in target.param_names.items():
-            self.projector.add_dense(out, canonical, grads[local].reshape(delta.shape[0], -1).float())

@@ -10,6 +10,14 @@ Two projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by 
   with ``s`` a random sign and ``h`` uniform over ``dim`` buckets. Inner products are preserved in expectation with
   the same variance as a dense Rademacher map (up to a term that vanishes for spread-out gradients), at the cost
   of one scatter-add per element instead of ``dim`` multiply-adds.
+- ``"factored"``: a CountSketch of each weight matrix taken through its Kronecker factors. A layer's per-example
+  gradient is ``Σ_t δ_t x_tᵀ``; folding ``δ_t`` and ``x_t`` with their own small CountSketches (to at most ``fold``
+  signed buckets each) and summing the outer products gives ``S_out G S_inᵀ`` exactly, an ``a×b`` grid of cells that
+  is then CountSketched into the ``dim`` buckets. The full ``out×in`` gradient is never formed: the per-token cost is
+  ``O(out + in)`` plus a ``fold²`` product instead of ``out·in``, which is what lets the Trainer callback ride along a
+  training step. Cell collisions add a ``1/(a·b)`` term to the ``1/dim`` pair-collision rate of ``"sketch"``
+  (measured in ``tests/test_accuracy.py``). Matrices no larger than ``fold`` on a side are not folded, so there the
+  map is ``"sketch"`` itself.
 - ``"dense"``: the paper's projection. A dense Rademacher matrix with entries ``±1/√dim`` (TRAK's projector),
   generated in bounded-memory chunks of rows.
 """
@@ -23,10 +31,17 @@ import torch
 
 from .utils import stable_seed
 
-__all__ = ["PROJECTIONS", "CountSketchProjector", "DenseProjector", "Projector", "make_projector"]
+__all__ = [
+    "PROJECTIONS",
+    "CountSketchProjector",
+    "DenseProjector",
+    "FactoredSketchProjector",
+    "Projector",
+    "make_projector",
+]
 
-ProjectionName = Literal["sketch", "dense"]
-PROJECTIONS: tuple[str, ...] = ("sketch", "dense")
+ProjectionName = Literal["sketch", "factored", "dense"]
+PROJECTIONS: tuple[str, ...] = ("sketch", "factored", "dense")
 
 _M32 = 0xFFFFFFFF
 
@@ -54,6 +69,10 @@ class Projector:
     """
 
     name: str = ""
+    #: the name that salts the hashes (a projection that reuses another's hash family names it here)
+    hash_family: str = ""
+    #: whether the projector takes a linear layer's gradient as its factors (:meth:`add_outer`) instead of whole
+    takes_factors: bool = False
 
     def __init__(self, dim: int, seed: int = 0):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
@@ -62,7 +81,7 @@ class Projector:
         self.seed = int(seed)
 
     def salt(self, param_name: str, role: str) -> int:
-        return stable_seed(self.seed, self.name, param_name, role)
+        return stable_seed(self.seed, self.hash_family or self.name, param_name, role)
 
     def new_output(self, batch_size: int, device: torch.device) -> torch.Tensor:
         """A zero accumulator for one batch; :meth:`finalize` turns it into ``(batch, dim)`` features."""
@@ -77,10 +96,18 @@ class Projector:
         raise NotImplementedError
 
     def add_rows(self, out: torch.Tensor, param_name: str, row_grads: torch.Tensor, rows: torch.Tensor,
-                 example: torch.Tensor, row_size: int) -> None:
+                 example: torch.Tensor, row_size: int, n_rows: int | None = None) -> None:
         """Add sparse per-example gradients of a 2-D parameter: ``row_grads`` [m, row_size] are gradients of rows
-        ``rows`` [m] of the parameter, belonging to examples ``example`` [m] (an embedding lookup's gradient)."""
+        ``rows`` [m] of the parameter (which has ``n_rows`` rows), belonging to examples ``example`` [m] (an
+        embedding lookup's gradient)."""
         raise NotImplementedError
+
+    def add_outer(self, out: torch.Tensor, param_name: str, left: torch.Tensor, right: torch.Tensor,
+                  tokens: torch.Tensor | None = None) -> None:
+        """Add the projection of per-example gradients ``G_n = Σ_t tokens[n,t]·left[n,t] ⊗ right[n,t]`` of a 2-D
+        parameter (``left`` [n,T,rows], ``right`` [n,T,cols], ``tokens`` [n,T] or all ones) without forming them;
+        only for ``takes_factors`` projectors."""
+        raise NotImplementedError(f"the {self.name!r} projection takes whole per-example gradients (add_dense).")
 
     def config(self) -> dict:
         return {"projection": self.name, "dim": self.dim, "seed": self.seed}
@@ -138,7 +165,7 @@ class CountSketchProjector(Projector):
                 return buckets.view(-1, row_size)
         return None
 
-    def add_rows(self, out, param_name, row_grads, rows, example, row_size):
+    def add_rows(self, out, param_name, row_grads, rows, example, row_size, n_rows=None):
         table = self._cached_table(param_name, row_size, rows.device)
         if table is not None and rows.numel() and int(rows.max()) < table.shape[0]:
             buckets = table[rows.to(torch.int64)]  # [m, row_size] in [0, 2k), the same values as hashing below
@@ -149,6 +176,238 @@ class CountSketchProjector(Projector):
             buckets = self.signed_buckets(param_name, index)  # [m, row_size] in [0, 2k)
         flat = (buckets + example.to(torch.int64)[:, None] * out.shape[1]).reshape(-1)
         out.view(-1).index_add_(0, flat, row_grads.reshape(-1).to(out.dtype))
+
+
+class FactoredSketchProjector(CountSketchProjector):
+    """CountSketch of each weight matrix through its Kronecker factors; see the module docstring.
+
+    Each side of a ``rows×cols`` matrix longer than ``fold`` is folded by a balanced CountSketch: a seeded hash
+    order of its indices, random signs, and position ``p`` summed into bucket ``p mod fold``. Row folds are drawn per
+    parameter; column folds per column count, so layers reading the same input (q/k/v, gate/up) fold it once. Cell
+    ``(i, j)`` of the folded grid goes to the CountSketch bucket of element ``i·b + j``, so an unfolded matrix (both
+    sides ``≤ fold``) is projected exactly as ``"sketch"`` projects it. A linear layer's bias is the weight of a
+    constant input, folded with the weight's rows; other vectors (norms) and any gradient handed over whole
+    (:meth:`add_dense`) are CountSketched directly.
+
+    Within a batch (between :meth:`new_output` and :meth:`finalize`) the folded factors and vector gradients are
+    queued, and :meth:`finalize` multiplies and scatters them all in a few large operations: a backward pass then
+    pays a handful of small calls per layer instead of a chain of them.
+
+    Args:
+        dim (`int`): output dimension k.
+        seed (`int`, *optional*, defaults to 0): the projection seed.
+        fold (`int`, *optional*, defaults to 128): the most buckets a matrix side is folded to; the grid of a large
+            matrix has ``fold²`` cells. Larger is closer to ``"sketch"`` and slower (measured in
+            ``benchmarks/results/projection_accuracy.md``: fold 32 reads 8% low, 64 up to 4% low, 128 within 1.2%).
+        queue_bytes (`int`, *optional*, defaults to 256 MiB): queued folded factors beyond this are multiplied out
+            before the batch ends, bounding memory on large models.
+    """
+
+    name = "factored"
+    hash_family = "sketch"  # cells hash like "sketch" elements, so unfolded matrices project identically
+    takes_factors = True
+    #: sides up to this many times ``fold`` fold by one GEMM with a ±1 matrix, longer ones by an index-add that
+    #: reads each entry once (fewer FLOPs, more calls)
+    dense_fold_factor = 2
+
+    def __init__(
+        self, dim: int, seed: int = 0, *, fold: int = 128, cache_elements: int = 1 << 27, queue_bytes: int = 1 << 28
+    ):
+        super().__init__(dim, seed, cache_elements=cache_elements)
+        if not isinstance(fold, int) or isinstance(fold, bool) or fold < 1:
+            raise ValueError(f"fold must be an integer ≥ 1 (got fold={fold!r}); 128 is the default.")
+        self.queue_bytes = queue_bytes  # queued folds beyond this are multiplied out early (bounded memory)
+        self._queued = 0
+        self.fold = fold
+        self._folds: dict[tuple[str, str, int, torch.device], tuple[torch.Tensor, ...]] = {}
+        self._tables: dict[tuple, torch.Tensor] = {}  # concatenated bucket tables of a batch's queue, by layout
+        self._open: torch.Tensor | None = None  # the output of the batch being queued
+        # ((weight, bias or None), folded rows, folded cols, token weights or None)
+        self._products: list[tuple[tuple[str, str | None], torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self._vectors: list[tuple[str, torch.Tensor]] = []  # (parameter, [n, m] gradients)
+        self._folded_inputs: dict[tuple, tuple] = {}  # column folds of this batch
+
+    def config(self) -> dict:
+        return {**super().config(), "fold": self.fold}
+
+    # the folds -------------------------------------------------------------------------------------------------
+    def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The fold of one side of a matrix: entry ``i`` goes to bucket ``bucket_of[i]`` with sign ``sign_of[i]``
+        (``signed[i]``: the same as one of ``2·fold`` buckets, negative ones in the upper half; ``matrix``: the same
+        as a ±1 matrix, for short sides). Column folds are shared by every matrix with that many columns
+        (``param_name`` is ignored for them). Buckets come from a seeded hash order of the indices dealt out in turn,
+        so each holds ``⌊size/fold⌋`` or ``⌈size/fold⌉``."""
+        owner = param_name if role == "rows" else ""
+        key = (owner, role, size, device)
+        cached = self._folds.get(key)
+        if cached is not None:
+            return cached
+        index = torch.arange(size, device=device, dtype=torch.int64)
+        keys = _mix_index(index, self.salt(owner, f"fold-{role}")) * size + index  # distinct keys: a total order
+        position = torch.empty_like(index)
+        position[torch.argsort(keys)] = index
+        sign_of = 1.0 - 2.0 * (_mix_index(index, self.salt(owner, f"fold-sign-{role}")) & 1).to(torch.float32)
+        bucket_of = position % self.fold
+        matrix = None
+        if size <= self.dense_fold_factor * self.fold:  # short sides fold in one GEMM with a ±1 matrix [size, fold]
+            matrix = torch.zeros(size, self.fold, device=device, dtype=torch.float32)
+            matrix[index, bucket_of] = sign_of
+        folds = (bucket_of, sign_of, bucket_of + self.fold * (sign_of < 0), matrix)
+        self._folds[key] = folds
+        return folds
+
+    def element_buckets(
+        self, param_name: str, shape: tuple[int, ...], bias_of: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each element of a linear or embedding weight of ``shape`` goes, in row-major order: its signed
+        bucket in ``[0, 2·dim)`` and its ±1 fold sign. The explicit form of the map :meth:`add_outer` and
+        :meth:`add_rows` apply (a reference for tests). Vectors map as in ``"sketch"``, except the bias of a linear
+        layer (``bias_of``: its weight's name), which is folded like the weight's rows."""
+        count = math.prod(shape)
+        if len(shape) != 2 and bias_of is not None and count > self.fold:
+            bucket_of, sign_of, _, _ = self._side(bias_of, "rows", count, torch.device("cpu"))
+            return self.signed_buckets(param_name, bucket_of), sign_of
+        if len(shape) != 2:
+            return self.signed_buckets(param_name, torch.arange(count)), torch.ones(count)
+        sides = []
+        for role, size in zip(("rows", "cols"), shape):
+            if size > self.fold:
+                bucket_of, sign_of, _, _ = self._side(param_name, role, size, torch.device("cpu"))
+                sides.append((bucket_of, sign_of, self.fold))
+            else:
+                sides.append((torch.arange(size), torch.ones(size), size))
+        (row_bucket, row_sign, _), (col_bucket, col_sign, width) = sides
+        cells = (row_bucket[:, None] * width + col_bucket[None, :]).reshape(-1)
+        return self.signed_buckets(param_name, cells), (row_sign[:, None] * col_sign[None, :]).reshape(-1)
+
+    def fold_side(self, param_name: str, role: str, values: torch.Tensor) -> torch.Tensor:
+        """Fold the last axis of ``values`` (side ``role`` of the matrix ``param_name``) to at most ``fold``."""
+        size = values.shape[-1]
+        if size <= self.fold:
+            return values
+        _, _, signed, matrix = self._side(param_name, role, size, values.device)
+        flat = values.reshape(-1, size)
+        if matrix is not None:
+            return (flat @ matrix.to(flat.dtype)).view(*values.shape[:-1], self.fold)
+        # signs as a second block of buckets: the (possibly huge, e.g. logits-sized) input is only read, never copied
+        folded = torch.zeros(flat.shape[0], 2 * self.fold, device=values.device, dtype=values.dtype)
+        folded.index_add_(1, signed, flat)  # [m,size] → [m,2·fold]
+        return (folded[:, : self.fold] - folded[:, self.fold :]).view(*values.shape[:-1], self.fold)
+
+    def _fold_columns(self, right: torch.Tensor, ones: bool) -> torch.Tensor:
+        """Column fold of ``right`` [n,T,C] (with a column of ones appended when ``ones``: the bias of a linear
+        layer is the weight of a constant input), computed once per tensor within a batch."""
+        key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype)
+        cached = self._folded_inputs.get(key)
+        if cached is None:
+            folded = self.fold_side("", "cols", right.float())
+            cached = (right, folded, None)  # holding `right` keeps its address from being reused in the batch
+        if ones and cached[2] is None:
+            folded = cached[1]
+            cached = (right, folded, torch.cat([folded, folded.new_ones(*folded.shape[:-1], 1)], dim=-1))
+        if self._open is not None:
+            self._folded_inputs[key] = cached
+        return cached[2] if ones else cached[1]
+
+    # one batch -------------------------------------------------------------------------------------------------
+    def new_output(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        self._open = super().new_output(batch_size, device)
+        self._products, self._vectors, self._folded_inputs, self._queued = [], [], {}, 0
+        return self._open
+
+    def finalize(self, out: torch.Tensor) -> torch.Tensor:
+        if out is self._open:
+            self._flush(out)
+            self._open = None
+        return super().finalize(out)
+
+    def _flush(self, out: torch.Tensor) -> None:
+        """Multiply the queued factors (one batched product per grid shape) and scatter everything at once."""
+        products, vectors, self._products, self._vectors, self._folded_inputs = self._products, self._vectors, [], [], {}
+        self._queued = 0
+        n = out.shape[0]
+        chunks: list[torch.Tensor] = []
+        layout: list[tuple] = []  # (weight, bias or None, rows, cols) of each block of cells, or (vector, size)
+        by_shape: dict[tuple, list] = {}
+        for names, left, right, tokens in products:
+            key = (left.shape[1:], right.shape[1:], None if tokens is None else id(tokens))
+            by_shape.setdefault(key, []).append((names, left, right, tokens))
+        for group in by_shape.values():
+            lefts = torch.stack([entry[1] for entry in group])  # [M,n,T,a]
+            rights = torch.stack([entry[2] for entry in group])  # [M,n,T,b]
+            tokens = group[0][3]
+            if tokens is not None:  # the same [n,T] weights for the whole group
+                rights.mul_(tokens.reshape(1, n, -1, 1).to(rights.dtype))
+            cells = torch.matmul(lefts.transpose(2, 3), rights)  # [M,n,a,b(+1)]
+            rows, cols = cells.shape[2], cells.shape[3]
+            chunks.append(cells.reshape(len(group), n, rows * cols).transpose(0, 1).reshape(n, -1))
+            for (weight, bias), *_ in group:
+                layout.append((weight, bias, rows, cols - (bias is not None)))
+        for name, grads in vectors:
+            chunks.append(grads)
+            layout.append((name, grads.shape[1]))
+        if not chunks:
+            return
+        key = (out.device, tuple(layout))
+        table = self._tables.get(key)
+        if table is None:
+            table = torch.cat([self._block_table(entry, out.device) for entry in layout])
+            if len(self._tables) < 64:
+                self._tables[key] = table
+        values = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]
+        out.scatter_add_(1, table.expand(n, -1), values.to(out.dtype))
+
+    def _block_table(self, entry: tuple, device: torch.device) -> torch.Tensor:
+        """Signed buckets of one block of queued values: a vector, or a grid of cells (plus a bias column)."""
+        if len(entry) == 2:
+            name, size = entry
+            return self._buckets_for_range(name, 0, size, device)
+        weight, bias, rows, cols = entry
+        table = self._buckets_for_range(weight, 0, rows * cols, device).view(rows, cols)
+        if bias is not None:
+            table = torch.cat([table, self._buckets_for_range(bias, 0, rows, device)[:, None]], dim=1)
+        return table.reshape(-1)
+
+    # adding gradients ------------------------------------------------------------------------------------------
+    def add_dense(self, out, param_name, grads, offset=0):
+        if out is self._open and offset == 0:
+            self._vectors.append((param_name, grads.float()))
+        else:
+            super().add_dense(out, param_name, grads, offset)
+
+    def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None):
+        """``tokens`` [n,T], if given, weights each token's product (0 drops a padding token). ``bias_name`` also
+        adds the gradient ``Σ_t tokens·left`` of that vector (a linear layer's bias), folded like the rows."""
+        folded_left = self.fold_side(param_name, "rows", left.float())  # [n,T,a]
+        folded_right = self._fold_columns(right, ones=bias_name is not None)  # [n,T,b(+1)]
+        if out is self._open:
+            self._products.append(((param_name, bias_name), folded_left, folded_right, tokens))
+            self._queued += (folded_left.numel() + folded_right.numel()) * folded_left.element_size()
+            if self._queued > self.queue_bytes:
+                self._flush(out)
+            return
+        if tokens is not None:
+            folded_right = folded_right * tokens.reshape(*folded_right.shape[:2], 1).to(folded_right.dtype)
+        cells = torch.bmm(folded_left.transpose(1, 2), folded_right)  # [n,a,b(+1)]
+        if bias_name is not None:
+            super().add_dense(out, bias_name, cells[:, :, -1])
+            cells = cells[:, :, :-1]
+        super().add_dense(out, param_name, cells.reshape(left.shape[0], -1))
+
+    def add_rows(self, out, param_name, row_grads, rows, example, row_size, n_rows=None):
+        if n_rows is None:
+            raise ValueError("the 'factored' projection needs the row count of the parameter (n_rows).")
+        values = self.fold_side(param_name, "cols", row_grads.float())  # [m,b]
+        width = values.shape[-1]
+        rows = rows.to(torch.int64)
+        if n_rows > self.fold:
+            bucket_of, sign_of, _, _ = self._side(param_name, "rows", n_rows, rows.device)
+            values = values * sign_of[rows][:, None]
+            rows = bucket_of[rows]
+        cell_buckets = self._buckets_for_range(param_name, 0, min(n_rows, self.fold) * width, rows.device)
+        buckets = cell_buckets.view(-1, width)[rows]  # [m,b] in [0, 2k)
+        flat = (buckets + example.to(torch.int64)[:, None] * out.shape[1]).reshape(-1)
+        out.view(-1).index_add_(0, flat, values.reshape(-1).to(out.dtype))
 
 
 class DenseProjector(Projector):
@@ -196,7 +455,7 @@ class DenseProjector(Projector):
             matrix = self._matrix(param_name, offset + start, stop - start, grads.device)
             out.addmm_(grads[:, start:stop].to(out.dtype), matrix)  # [n,c]×[c,k] → [n,k]
 
-    def add_rows(self, out, param_name, row_grads, rows, example, row_size):
+    def add_rows(self, out, param_name, row_grads, rows, example, row_size, n_rows=None):
         unique_rows, inverse = torch.unique(rows, return_inverse=True)
         # per-example gradient restricted to the touched rows: [n, U, row_size]
         compact = torch.zeros(out.shape[0], unique_rows.numel(), row_size, device=out.device, dtype=out.dtype)
@@ -211,16 +470,19 @@ class DenseProjector(Projector):
 
 
 def make_projector(projection: str | Projector, dim: int, seed: int = 0) -> Projector:
-    """Build a projector by name (``"sketch"`` or ``"dense"``), or pass an existing one through."""
+    """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through."""
     if isinstance(projection, Projector):
         if projection.dim != dim:
             raise ValueError(f"the projector has dim {projection.dim} but dim={dim} was requested.")
         return projection
     if projection == "sketch":
         return CountSketchProjector(dim, seed)
+    if projection == "factored":
+        return FactoredSketchProjector(dim, seed)
     if projection == "dense":
         return DenseProjector(dim, seed)
     raise ValueError(
-        f"unknown projection {projection!r}: choose 'sketch' (fast default, per-layer CountSketch) or "
+        f"unknown projection {projection!r}: choose 'sketch' (fast default, per-layer CountSketch), 'factored' "
+        "(CountSketch through each layer's Kronecker factors: fastest, a little noisier) or "
         "'dense' (the paper's dense Rademacher projection, slow)."
     )

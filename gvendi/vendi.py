@@ -156,12 +156,14 @@ class VendiAccumulator:
     """Streaming, mergeable ``k×k`` accumulator of unit feature rows; scores the Vendi Score of any order.
 
     The state is ``S = Σ_i x_i x_iᵀ`` in float64 plus the row count, so updates are order-free and
-    ``merge`` of shards or ranks is exact (up to float64 summation order).
+    ``merge`` of shards or ranks is exact (up to float64 summation order). Until ``dim`` rows have arrived the rows
+    themselves are kept instead (no more memory than ``S``): an update is then a copy, and the score comes from the
+    ``N×N`` Gram matrix ``X Xᵀ``, which has the same non-zero eigenvalues, so small windows score in microseconds.
 
     Args:
         dim (`int`): the feature dimension k (``dim ≥ 1``).
         normalize (`bool`, *optional*, defaults to `True`): unit-normalise each row before accumulating.
-        device (`str` or `torch.device`, *optional*): where the k×k state lives (CPU by default).
+        device (`str` or `torch.device`, *optional*): where the state lives (CPU by default).
 
     Example:
         >>> import numpy as np
@@ -177,9 +179,24 @@ class VendiAccumulator:
         self.dim = int(dim)
         self.normalize = normalize
         self.device = torch.device(device or "cpu")
-        self.second_moment = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        self._moment: torch.Tensor | None = None  # S, once more than `dim` rows arrived (or on request)
+        self._rows: list[torch.Tensor] = []  # the unit rows themselves before that
         self.count = 0
         self.provenance: dict[str, Any] = {}
+
+    @property
+    def second_moment(self) -> torch.Tensor:
+        """``S = Σ_i x_i x_iᵀ`` [k,k] float64 (formed from the kept rows on first access)."""
+        if self._moment is None:
+            self._moment = self._moment_of_rows()
+            self._rows = []
+        return self._moment
+
+    def _moment_of_rows(self) -> torch.Tensor:
+        moment = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        for rows in self._rows:
+            moment.addmm_(rows.T, rows)  # [k,n]×[n,k] → [k,k]
+        return moment
 
     def _check_rows(self, rows: torch.Tensor, row_offset: int) -> torch.Tensor:
         if rows.shape[1] != self.dim:
@@ -203,6 +220,13 @@ class VendiAccumulator:
             rows = rows / norms
         return rows
 
+    def _add_unit_rows(self, rows: torch.Tensor) -> None:
+        if self._moment is None and self.count + rows.shape[0] <= self.dim:
+            self._rows.append(rows if rows.is_contiguous() else rows.contiguous())
+        else:
+            self.second_moment.addmm_(rows.T, rows)  # [k,n]×[n,k] → [k,k]
+        self.count += rows.shape[0]
+
     def update(self, batch: Any) -> VendiAccumulator:
         """Add a batch of rows (numpy, torch, list of rows or an Arrow column) of shape (n, dim)."""
         if isinstance(batch, torch.Tensor):
@@ -216,27 +240,46 @@ class VendiAccumulator:
         if rows.shape[0] == 0:
             return self
         rows = self._check_rows(rows, self.count)
-        self.second_moment.addmm_(rows.T, rows)  # [k,n]×[n,k] → [k,k]
-        self.count += rows.shape[0]
+        if not self.normalize:
+            rows = rows.clone()  # kept rows must not alias the caller's array
+        self._add_unit_rows(rows)
         return self
 
     def merge(self, other: VendiAccumulator) -> VendiAccumulator:
-        """Add another accumulator's rows into this one (exact: the states are sums)."""
+        """Add another accumulator's rows into this one (exact: the states are sums; ``other`` is unchanged)."""
         if not isinstance(other, VendiAccumulator):
             raise TypeError(f"can only merge another VendiAccumulator, got {type(other).__name__}.")
         if other.dim != self.dim:
             raise ValueError(f"cannot merge accumulators of dim {self.dim} and {other.dim}.")
-        self.second_moment += other.second_moment.to(self.device)
+        if other._moment is None:
+            for rows in other._rows:
+                self._add_unit_rows(rows.to(self.device))
+            return self
+        self.second_moment.add_(other._moment.to(self.device))
         self.count += other.count
         return self
 
+    def same_state(self, other: VendiAccumulator) -> bool:
+        """Whether both accumulators hold exactly the same rows (the same count and bitwise-equal state)."""
+        if self.count != other.count or (self._moment is None) != (other._moment is None):
+            return False
+        if self._moment is not None:
+            return torch.equal(self._moment, other._moment)
+        return len(self._rows) == len(other._rows) and all(
+            a is b or torch.equal(a, b) for a, b in zip(self._rows, other._rows)
+        )
+
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of ``Σ = S / N`` (trace 1 for unit rows), descending."""
+        """Non-zero spectrum of ``Σ = S / N`` (trace 1 for unit rows), descending: ``min(N, k)`` values."""
         if self.count == 0:
             raise ValueError("no rows accumulated: G-Vendi of 0 examples is undefined. Pass at least one example.")
-        sigma = (self.second_moment / self.count).cpu()
+        if self._moment is None:
+            rows = torch.cat(self._rows) if len(self._rows) > 1 else self._rows[0]
+            matrix = (rows @ rows.T).cpu() / self.count  # N×N Gram: the same non-zero eigenvalues as S/N
+        else:
+            matrix = (self._moment / self.count).cpu()
         # torch's solver runs in torch's own thread pool (numpy's BLAS pool beside it can stall a loaded CPU)
-        values = torch.linalg.eigvalsh((sigma + sigma.T) / 2.0).numpy()
+        values = torch.linalg.eigvalsh((matrix + matrix.T) / 2.0).numpy()
         return np.clip(values[::-1], 0.0, None)
 
     def score(self, q: float = 1.0) -> GVendiResult:
@@ -249,7 +292,8 @@ class VendiAccumulator:
 
     def state_dict(self) -> dict[str, Any]:
         """Serialisable state (for checkpoints and ``torch.distributed`` gathers)."""
-        return {"dim": self.dim, "count": self.count, "second_moment": self.second_moment.cpu().clone()}
+        moment = self._moment.cpu().clone() if self._moment is not None else self._moment_of_rows().cpu()
+        return {"dim": self.dim, "count": self.count, "second_moment": moment}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> VendiAccumulator:

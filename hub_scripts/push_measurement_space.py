@@ -17,14 +17,18 @@ import argparse
 import logging
 import sys
 
+from gvendi.hub.cli import add_publish_arguments, run_publish
+
 
 def make_parser() -> argparse.ArgumentParser:
     """The recipe's arguments."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space, e.g. my-org/gvendi")
-    parser.add_argument("--private", action="store_true", help="create the Space private")
-    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
-    parser.add_argument("--dry-run", default=None, metavar="OUT_DIR", help="write the Space folder, send nothing")
+    add_publish_arguments(
+        parser,
+        repo_help="the Space, e.g. my-org/gvendi",
+        target="Space",
+        dry_run_help="write the Space folder, send nothing",
+    )
     parser.add_argument(
         "--requirement", default="gvendi", help="requirements.txt line that installs gvendi (default: gvendi)"
     )
@@ -36,31 +40,26 @@ def main(argv: list[str] | None = None) -> int:
     """Build and publish (or dry-run) the Space; returns the exit code (0 ok, 1 Hub failure, 2 bad input)."""
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from gvendi.hub.publish import HubPublishError, scrub
     from gvendi.hub.space import push_measurement_space
 
-    try:
-        result = push_measurement_space(
-            args.repo_id,
-            private=args.private,
-            revision=args.revision,
-            dry_run_dir=args.dry_run,
-            gvendi_requirement=args.requirement,
-            sdk_version=args.sdk_version,
-        )
-    except ValueError as err:
-        print(f"push_measurement_space: error: {scrub(str(err))}", file=sys.stderr)
-        return 2
-    except HubPublishError as err:
-        print(f"push_measurement_space: error: {scrub(str(err))}", file=sys.stderr)
-        return 1
+    return run_publish(
+        "push_measurement_space",
+        push_measurement_space,
+        args,
+        _report,
+        gvendi_requirement=args.requirement,
+        sdk_version=args.sdk_version,
+    )
+
+
+def _report(result) -> None:
+    """Print what the push did."""
     if result.dry_run:
         print(f"dry run: wrote {', '.join(result.files)} to {result.folder} (nothing uploaded)")
     elif result.changed:
         print(f"pushed {len(result.uploaded)} file(s) to Space {result.repo_id}@{result.revision} ({result.commit})")
     else:
         print(f"Space {result.repo_id}@{result.revision} is already up to date ({result.commit}); no commit made")
-    return 0
 
 
 if __name__ == "__main__":

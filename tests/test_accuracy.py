@@ -1,4 +1,4 @@
-"""Accuracy of both projections against an independent dense-projection computation (foundation issue, item 3).
+"""Accuracy of the projections against an independent dense-projection computation (foundation issue, item 3).
 
 On a tiny random Qwen2 (~87k parameters) exact per-example gradients fit in memory. For N = 256 examples, dim = 1024
 and 3 seeds, each gvendi projection's G-Vendi must lie within 3% (mean over seeds) of G-Vendi computed from the
@@ -12,32 +12,12 @@ import os
 import numpy as np
 import pytest
 import torch
-from utils import exact_per_example_gradients, make_word_tokenizer, tiny_qwen
+from utils import accuracy_records, exact_per_example_gradients, make_word_tokenizer, tiny_qwen
 
 from gvendi import GradientFeaturizer, score
 
 N, DIM, SEEDS, REFERENCE_DRAWS = 256, 1024, (0, 1, 2), 8
 TOKENIZER = make_word_tokenizer(200)
-
-
-def _words(ids):
-    return " ".join(f"w{int(i)}" for i in ids)
-
-
-def _low_diversity(rng):
-    """Six base answers; each example swaps one random word of one of them."""
-    bases = [rng.integers(0, 200, 12) for _ in range(6)]
-    records = []
-    for i in range(N):
-        base = bases[i % len(bases)]
-        answer = base.copy()
-        answer[rng.integers(0, 12)] = rng.integers(0, 200)
-        records.append({"prompt": _words(base[:6]), "completion": _words(answer)})
-    return records
-
-
-def _high_diversity(rng):
-    return [{"prompt": _words(rng.integers(0, 200, 8)), "completion": _words(rng.integers(0, 200, 12))} for _ in range(N)]
 
 
 def _exact_vendi(grads):
@@ -54,7 +34,7 @@ def model():
 
 @pytest.mark.parametrize("diversity", ["low", "high"])
 def test_projections_match_an_independent_dense_projection(model, diversity, tmp_path):
-    records = (_low_diversity if diversity == "low" else _high_diversity)(np.random.default_rng(0))
+    records = accuracy_records(diversity, N)
     probe = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=DIM, show_progress=False)
     grads = exact_per_example_gradients(model, probe.encode({k: [r[k] for r in records] for k in records[0]})).float()
     exact = _exact_vendi(grads.double())
@@ -63,24 +43,24 @@ def test_projections_match_an_independent_dense_projection(model, diversity, tmp
     else:
         assert exact > N / 2, exact
 
-    values = {"independent_dense": [], "sketch": [], "dense": []}
+    values = {"independent_dense": [], "sketch": [], "dense": [], "factored": []}
     for seed in range(REFERENCE_DRAWS):  # the reference is cheap, so average more draws of it
         generator = torch.Generator().manual_seed(10_000 + seed)
         rademacher = torch.randint(0, 2, (grads.shape[1], DIM), generator=generator, dtype=torch.int8)
         values["independent_dense"].append(score(grads @ (rademacher.float() * 2 - 1)).value)
     for seed in SEEDS:
-        for projection in ("sketch", "dense"):
+        for projection in ("sketch", "dense", "factored"):
             featurizer = GradientFeaturizer(
                 model, tokenizer=TOKENIZER, dim=DIM, seed=seed, projection=projection, batch_size=64, show_progress=False
             )
             values[projection].append(score(featurizer.featurize(records)).value)
     reference = float(np.mean(values["independent_dense"]))
     report = {"diversity": diversity, "exact": exact, **{k: float(np.mean(v)) for k, v in values.items()}}
-    for projection in ("sketch", "dense"):
+    for projection in ("sketch", "dense", "factored"):
         report[f"{projection}_vs_dense_%"] = 100 * (report[projection] / reference - 1)
         report[f"{projection}_vs_exact_%"] = 100 * (report[projection] / exact - 1)
     if os.environ.get("GVENDI_ACCURACY_REPORT"):
         with open(os.environ["GVENDI_ACCURACY_REPORT"], "a") as handle:
             handle.write(json.dumps(report) + "\n")
-    for projection in ("sketch", "dense"):
+    for projection in ("sketch", "dense", "factored"):
         assert abs(report[f"{projection}_vs_dense_%"]) <= 3.0, report

@@ -107,7 +107,8 @@ def test_logs_reach_log_history_and_tensorboard(tmp_path, tok):
     assert (tmp_path / "gvendi_curve.png").stat().st_size > 1000
 
 
-def test_model_source_matches_featurizer_exactly(tmp_path, tok):
+@pytest.mark.parametrize("projection", ["factored", "sketch"])
+def test_model_source_matches_featurizer_exactly(tmp_path, tok, projection):
     """With the weights held still (lr=0), the Trainer-step features under gradient accumulation and padding are
     the per-example gradients: the cumulative G-Vendi equals the featurizer's score of the same examples."""
     rows = templated_rows(24, words=range(10, 60), template=0, seed=1) + templated_rows(
@@ -115,7 +116,8 @@ def test_model_source_matches_featurizer_exactly(tmp_path, tok):
     )
     net = model(seed=3)
     reference = copy.deepcopy(net).eval()
-    callback = GVendiCallback(dim=DIM)
+    callback = GVendiCallback(dim=DIM, projection=None if projection == "factored" else projection)
+    assert callback.projection == projection  # "factored" is the default with source="model"
     trainer = _trainer(
         tok,
         rows,
@@ -132,7 +134,9 @@ def test_model_source_matches_featurizer_exactly(tmp_path, tok):
     trainer.train()
     measured = callback.summary()["final"]
     encoded = [EncodedExample(r["input_ids"], r["labels"]) for r in encode(rows, tok)]
-    featurizer = GradientFeaturizer(reference, tokenizer=tok, dim=DIM, show_progress=False, batch_size=5)
+    featurizer = GradientFeaturizer(
+        reference, tokenizer=tok, dim=DIM, projection=projection, show_progress=False, batch_size=5
+    )
     expected = score(featurizer.featurize_encoded(encoded)).value
     assert measured["examples"] == len(rows)
     assert measured["cumulative"] == pytest.approx(expected, rel=1e-5)
@@ -147,7 +151,7 @@ def test_bf16_autocast(tmp_path, tok):
         tok, rows, tmp_path, callback, net=net, bf16=True, learning_rate=0.0, logging_steps=2, num_train_epochs=1
     ).train()
     encoded = [EncodedExample(r["input_ids"], r["labels"]) for r in encode(rows, tok)]
-    featurizer = GradientFeaturizer(reference, tokenizer=tok, dim=DIM, show_progress=False)
+    featurizer = GradientFeaturizer(reference, tokenizer=tok, dim=DIM, projection=callback.projection, show_progress=False)
     expected = score(featurizer.featurize_encoded(encoded)).value
     assert callback.summary()["final"]["cumulative"] == pytest.approx(expected, rel=0.05)
 
@@ -232,6 +236,9 @@ def test_resume_continues_the_cumulative_curve(tmp_path, tok):
     assert b["final"]["cumulative"] == pytest.approx(a["final"]["cumulative"], rel=1e-5)
     curve = json.loads((resumed_dir / "gvendi_curve.json").read_text())
     assert curve["points"][0]["step"] == 2  # the pre-checkpoint part of the curve came back
+    other = GVendiCallback(dim=DIM, projection="sketch")  # the checkpoint was measured with "factored"
+    with pytest.raises(ValueError, match="projection='factored'"):
+        _trainer(tok, rows, resumed_dir, other, **kwargs).train(resume_from_checkpoint=str(resumed_dir / "checkpoint-4"))
 
 
 def test_proxy_source_reads_text_columns(tmp_path, tok):

@@ -6,7 +6,7 @@ import torch
 from utils import exact_per_example_gradients, make_word_tokenizer, tiny_qwen
 
 from gvendi import GradientFeaturizer
-from gvendi.projection import CountSketchProjector, DenseProjector
+from gvendi.projection import CountSketchProjector, DenseProjector, FactoredSketchProjector
 
 TOKENIZER = make_word_tokenizer(60)
 
@@ -41,6 +41,22 @@ def _sketch_matrix(projector, model):
     return torch.cat(blocks)
 
 
+def _factored_matrix(projector, model):
+    """The explicit factored map: nn.Linear biases fold with their weight's rows, other vectors map flat."""
+    linear_biases = {
+        f"{name}.bias": f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.bias is not None
+    }
+    blocks = []
+    for name, p in model.named_parameters():
+        buckets, signs = projector.element_buckets(name, tuple(p.shape), bias_of=linear_biases.get(name))
+        block = torch.zeros(p.numel(), 2 * projector.dim)
+        block[torch.arange(p.numel()), buckets] = signs
+        blocks.append(block)
+    return torch.cat(blocks)
+
+
 def _cosines(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
@@ -64,6 +80,47 @@ def test_sketch_projection_is_exact():
     ours = featurizer.featurize(records)
     matrix = _sketch_matrix(featurizer.projector, model)
     reference = _exact_features(featurizer, records, lambda g: featurizer.projector.finalize(g @ matrix))
+    assert _cosines(ours, reference).min() > 0.9999
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_factored_projection_is_exact(tied):
+    """Folding each side of every weight (fold 8, smaller than every side) and multiplying the folded factors
+    equals the explicit factored map applied to each example's full gradient."""
+    model = tiny_qwen(len(TOKENIZER), tied=tied)
+    projector = FactoredSketchProjector(128, fold=8)
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=128, projection=projector, batch_size=4, show_progress=False)
+    records = _records(10, seed=4, min_len=1, max_len=16)  # ragged: padding must add nothing
+    ours = featurizer.featurize(records)
+    matrix = _factored_matrix(projector, model)
+    reference = _exact_features(featurizer, records, lambda g: projector.finalize(g @ matrix))
+    assert _cosines(ours, reference).min() > 0.9999
+    # folds are balanced permutations: every element of a side lands in exactly one of `fold` buckets, evenly
+    buckets, signs = projector.element_buckets("model.layers.0.mlp.up_proj.weight", (64, 32))
+    assert set(signs.tolist()) == {-1.0, 1.0} and buckets.numel() == 64 * 32
+
+
+def test_factored_projection_equals_sketch_when_nothing_folds():
+    model = tiny_qwen(len(TOKENIZER))
+    records = _records(6, seed=5)
+    wide = FactoredSketchProjector(64, fold=1 << 20)
+    factored = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=64, projection=wide, show_progress=False)
+    sketch = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=64, projection="sketch", show_progress=False)
+    assert _cosines(factored.featurize(records), sketch.featurize(records)).min() > 0.9999
+
+
+def test_factored_projection_on_gpt2_conv1d():
+    """Conv1D stores its weight transposed: the input is the row side there; LayerNorm in closed form."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    projector = FactoredSketchProjector(96, fold=16)
+    featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=96, projection=projector, batch_size=4, show_progress=False)
+    records = _records(6, seed=6)
+    ours = featurizer.featurize(records)
+    matrix = _factored_matrix(projector, model)
+    reference = _exact_features(featurizer, records, lambda g: projector.finalize(g @ matrix))
     assert _cosines(ours, reference).min() > 0.9999
 
 

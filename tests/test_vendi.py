@@ -85,6 +85,32 @@ def test_merge_is_exact_and_order_free():
     assert restored.score().value == pytest.approx(whole.score().value, rel=1e-12)
 
 
+def test_rows_kept_until_dim_then_second_moment():
+    """Below ``dim`` rows the accumulator keeps the rows and scores their N×N Gram matrix; the values, merges and
+    checkpoints are those of the k×k state, and crossing ``dim`` rows switches to it."""
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(90, 64))
+    small = VendiAccumulator(64).update(rows[:20]).update(rows[20:40])
+    dense = VendiAccumulator(64)
+    _ = dense.second_moment  # forces the k×k state from the start
+    dense.update(rows[:40])
+    assert small._moment is None and dense._moment is not None
+    assert small.score().value == pytest.approx(dense.score().value, rel=1e-10)
+    assert small.score(q=2.0).value == pytest.approx(dense.score(q=2.0).value, rel=1e-10)
+    assert torch.allclose(small.state_dict()["second_moment"], dense.state_dict()["second_moment"], atol=1e-12)
+    assert small._moment is None  # a checkpoint does not change the state's form
+    other = VendiAccumulator(64).update(rows[40:60])
+    small.merge(other)  # 60 rows: still kept
+    assert small._moment is None and small.count == 60 and other.count == 20
+    small.merge(VendiAccumulator(64).update(rows[60:]))  # 90 > 64 rows: the k×k state from here on
+    assert small._moment is not None and small.count == 90
+    assert small.score().value == pytest.approx(score(rows).value, rel=1e-10)
+    raw = torch.ones(2, 64, dtype=torch.float64)
+    kept = VendiAccumulator(64, normalize=False).update(raw)
+    raw.zero_()
+    assert kept.score().value == pytest.approx(1.0)  # the kept rows do not alias the caller's tensor
+
+
 def test_result_carries_provenance():
     result = score(np.eye(3), provenance={"proxy": "tiny", "seed": 0})
     assert float(result) == pytest.approx(3.0)

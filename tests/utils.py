@@ -64,3 +64,33 @@ def exact_per_example_gradients(model, examples):
         rows.append(torch.cat([p.grad.flatten() for p in params]).double())
     model.zero_grad(set_to_none=True)
     return torch.stack(rows)
+
+
+def accuracy_records(diversity: str, n: int, seed: int = 0) -> list[dict[str, str]]:
+    """The ``n`` records of the projection accuracy checks (tests/test_accuracy.py, benchmarks/bench_featurize.py).
+
+    ``"low"``: six base answers of 12 words, each example swapping one random word of one of them (prompt: the base's
+    first 6 words). ``"high"``: random 8-word prompts and 12-word completions. Words are ``w0 … w199``, drawn with
+    ``np.random.default_rng(seed)``.
+    """
+    import numpy as np
+
+    if diversity not in ("low", "high"):
+        raise ValueError(f"diversity must be 'low' or 'high', not {diversity!r}")
+    rng = np.random.default_rng(seed)
+
+    def words(ids) -> str:
+        return " ".join(f"w{int(i)}" for i in ids)
+
+    if diversity == "high":
+        return [
+            {"prompt": words(rng.integers(0, 200, 8)), "completion": words(rng.integers(0, 200, 12))} for _ in range(n)
+        ]
+    bases = [rng.integers(0, 200, 12) for _ in range(6)]
+    records = []
+    for i in range(n):
+        base = bases[i % len(bases)]
+        answer = base.copy()
+        answer[rng.integers(0, 12)] = rng.integers(0, 200)
+        records.append({"prompt": words(base[:6]), "completion": words(answer)})
+    return records

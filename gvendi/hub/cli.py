@@ -6,12 +6,15 @@ Wire it into a CLI with :func:`register_cli`; ``python -m gvendi.hub push ...`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["main", "push_command", "recipe_main", "register_cli"]
+__all__ = ["add_publish_arguments", "main", "push_command", "recipe_main", "register_cli", "run_publish"]
 
 _EPILOG = """examples:
   gvendi push runs/math-0 --repo-id my-org/PrismMath --license cc-by-4.0 --dry-run out/prismmath
@@ -20,6 +23,55 @@ _EPILOG = """examples:
 
 The token comes from HF_TOKEN or the login cache (`hf auth login`); it is never printed. Pushing the same run
 again makes no commit."""
+
+
+def add_publish_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    repo_help: str,
+    dry_run_help: str,
+    target: str = "repository",
+    license_help: str | None = None,
+    license_required: bool = False,
+) -> None:
+    """Add the options every push command shares: ``--repo-id``, ``--private``, ``--revision`` and ``--dry-run``.
+
+    With ``license_help``, ``--license`` comes after ``--repo-id``; ``target`` is what ``--private`` makes private.
+    """
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help=repo_help)
+    if license_help is not None:
+        parser.add_argument("--license", required=license_required, default=None, metavar="ID", help=license_help)
+    parser.add_argument("--private", action="store_true", help=f"create the {target} private")
+    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
+    parser.add_argument("--dry-run", default=None, metavar="OUT_DIR", help=dry_run_help)
+
+
+def run_publish(
+    prog: str,
+    publish: Callable[..., Any],
+    args: argparse.Namespace,
+    report: Callable[[Any], None],
+    **options: Any,
+) -> int:
+    """Call ``publish`` with the :func:`add_publish_arguments` options and ``**options``, then ``report`` the result.
+
+    Returns the exit code: 0 ok, 1 Hub failure (``HubPublishError``), 2 bad input (``ValueError``); an error is
+    printed, token scrubbed, as ``{prog}: error: ...``.
+    """
+    from .publish import HubPublishError, scrub
+
+    try:
+        result = publish(
+            repo_id=args.repo_id, private=args.private, revision=args.revision, dry_run_dir=args.dry_run, **options
+        )
+    except ValueError as err:
+        print(f"{prog}: error: {scrub(str(err))}", file=sys.stderr)
+        return 2
+    except HubPublishError as err:
+        print(f"{prog}: error: {scrub(str(err))}", file=sys.stderr)
+        return 1
+    report(result)
+    return 0
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -35,20 +87,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `gvendi synthesize`")
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="dataset repository to push to")
-    parser.add_argument(
-        "--license",
-        default=None,
-        metavar="ID",
-        help="Hub license id of the data set (e.g. cc-by-4.0); required, gvendi never picks one for you",
-    )
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
-    parser.add_argument(
-        "--dry-run",
-        default=None,
-        metavar="OUT_DIR",
-        help="write the files that would be uploaded to OUT_DIR and send nothing",
+    add_publish_arguments(
+        parser,
+        repo_help="dataset repository to push to",
+        license_help="Hub license id of the data set (e.g. cc-by-4.0); required, gvendi never picks one for you",
+        dry_run_help="write the files that would be uploaded to OUT_DIR and send nothing",
     )
     parser.add_argument("--pretty-name", default=None, help="display name on the card (default PrismMath/PrismNLI)")
     parser.add_argument("--task", default=None, choices=("math", "nli"), help="refuse a run folder of another task")
@@ -58,26 +101,22 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def push_command(args: argparse.Namespace) -> int:
     """Run ``gvendi push`` from parsed arguments; returns the exit code (0 ok, 1 Hub failure, 2 bad input)."""
-    from .publish import HubPublishError, push_run, scrub
+    from .publish import push_run
 
-    try:
-        result = push_run(
-            args.run_dir,
-            args.repo_id,
-            license=args.license,
-            private=args.private,
-            revision=args.revision,
-            dry_run_dir=args.dry_run,
-            pretty_name=args.pretty_name,
-            task=args.task,
-            commit_message=args.commit_message,
-        )
-    except ValueError as err:
-        print(f"gvendi push: error: {scrub(str(err))}", file=sys.stderr)
-        return 2
-    except HubPublishError as err:
-        print(f"gvendi push: error: {scrub(str(err))}", file=sys.stderr)
-        return 1
+    return run_publish(
+        "gvendi push",
+        functools.partial(push_run, args.run_dir),
+        args,
+        _report_push,
+        license=args.license,
+        pretty_name=args.pretty_name,
+        task=args.task,
+        commit_message=args.commit_message,
+    )
+
+
+def _report_push(result) -> None:
+    """Print what ``gvendi push`` did."""
     if result.dry_run:
         print(f"dry run: wrote {len(result.files)} file(s) to {result.folder} (nothing uploaded)")
         for name in result.files:
@@ -90,7 +129,6 @@ def push_command(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{result.repo_id}@{result.revision} is already up to date (commit {result.commit}); no commit made")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,11 +153,13 @@ def recipe_main(task: str, pretty_name: str, argv: list[str] | None = None, *, d
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help=f"a finished `gvendi synthesize --task {task}` run folder")
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help=f"e.g. my-org/{pretty_name}")
-    parser.add_argument("--license", required=True, metavar="ID", help="Hub license id of the data set (required)")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--revision", default=None, metavar="REV", help="branch to push to (created if missing)")
-    parser.add_argument("--dry-run", default=None, metavar="OUT_DIR", help="write the files to OUT_DIR, send nothing")
+    add_publish_arguments(
+        parser,
+        repo_help=f"e.g. my-org/{pretty_name}",
+        license_help="Hub license id of the data set (required)",
+        license_required=True,
+        dry_run_help="write the files to OUT_DIR, send nothing",
+    )
     parser.add_argument("--commit-message", default=None, help="commit title")
     args = parser.parse_args(argv)
     args.task, args.pretty_name = task, pretty_name

@@ -100,6 +100,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     proxy.add_argument("--device", default=S)
 
 
+def _copy_given(given: dict[str, Any], target: dict[str, Any], keys: dict[str, str]) -> None:
+    """Set ``target[key] = given[option]`` for each ``option: key`` of ``keys`` whose option was given."""
+    for option, key in keys.items():
+        if option in given:
+            target[key] = given[option]
+
+
 def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """Config keys set by the options that were given, merged into ``base`` (a config dict)."""
     given = vars(args)
@@ -121,9 +128,7 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
         "device": "device",
         "solver_temperature": "solver_temperature",
     }
-    for option, key in simple.items():
-        if option in given:
-            data[key] = given[option]
+    _copy_given(given, data, simple)
     if "seeds" in given:  # absolute, so a resume from another directory finds it
         data["seeds_path"] = os.path.abspath(given["seeds"])
     if "no_progress" in given:
@@ -138,14 +143,11 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
         "chat_template": "chat_template",
         "api_key_env": "api_key_env",
     }
-    for option, key in {
-        **shared,
-        "temperature": "temperature",
-        "top_p": "top_p",
-        "max_new_tokens": "max_new_tokens",
-    }.items():
-        if option in given:
-            generator[key] = given[option]
+    _copy_given(
+        given,
+        generator,
+        {**shared, "temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_new_tokens"},
+    )
     data["generator"] = generator
     solver_given = any(k in given for k in ("solver", "solver_backend", "solver_model", "solver_max_new_tokens"))
     if solver_given or data.get("solver"):
@@ -154,38 +156,32 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
             "temperature": data.get("solver_temperature", 0.75),
         }
         solver.update(_endpoint(given.get("solver"), given.get("solver_backend"), given.get("solver_model")))
-        for option, key in shared.items():
-            if option in given:
-                solver[key] = given[option]
-        if "solver_temperature" in given:
-            solver["temperature"] = given["solver_temperature"]
-        if "solver_max_new_tokens" in given:
-            solver["max_new_tokens"] = given["solver_max_new_tokens"]
+        _copy_given(
+            given,
+            solver,
+            {**shared, "solver_temperature": "temperature", "solver_max_new_tokens": "max_new_tokens"},
+        )
         data["solver"] = solver
     vote = dict(data.get("vote") or {})
-    if "vote_n" in given:
-        vote["n"] = given["vote_n"]
-    if "vote_tau" in given:
-        vote["tau"] = given["vote_tau"]
+    _copy_given(given, vote, {"vote_n": "n", "vote_tau": "tau"})
     data["vote"] = vote
     decon = dict(data.get("decontamination") or {})
-    if "benchmark" in given:
-        decon["benchmarks"] = given["benchmark"]
-    if "ngram" in given:
-        decon["ngram"] = given["ngram"]
+    _copy_given(given, decon, {"benchmark": "benchmarks", "ngram": "ngram"})
     if "paraphrase_check" in given:
         decon["paraphrase_check"] = True
     data["decontamination"] = decon
     proxy = dict(data.get("proxy") or {})
-    for option, key in {
-        "proxy": "name",
-        "proxy_revision": "revision",
-        "dim": "dim",
-        "projection": "projection",
-        "proxy_seed": "seed",
-    }.items():
-        if option in given:
-            proxy[key] = given[option]
+    _copy_given(
+        given,
+        proxy,
+        {
+            "proxy": "name",
+            "proxy_revision": "revision",
+            "dim": "dim",
+            "projection": "projection",
+            "proxy_seed": "seed",
+        },
+    )
     data["proxy"] = proxy
     return data
 

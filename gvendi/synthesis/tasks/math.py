@@ -6,6 +6,7 @@ import re
 import threading
 from typing import Any
 
+from ._shared import PROVENANCE_FIELDS, few_shot_messages, split_after
 from .base import Messages, Task, VoteOutcome, strip_fences
 
 __all__ = ["MathTask", "extract_boxed"]
@@ -87,18 +88,7 @@ class MathTask(Task):
 
     name = "math"
     required_fields = ("problem", "solution")
-    output_fields = (
-        "id",
-        "problem",
-        "solution",
-        "answer",
-        "source",
-        "round",
-        "cluster",
-        "votes",
-        "generator",
-        "solver",
-    )
+    output_fields = ("id", "problem", "solution", "answer", *PROVENANCE_FIELDS)
     min_chars = 20
     max_chars = 4000
 
@@ -117,21 +107,23 @@ class MathTask(Task):
         return {**row, "answer": str(answer)}
 
     def generation_messages(self, shots: list[dict[str, Any]], n_new: int, rng) -> Messages:
-        examples = "\n\n".join(f"Example {i}:\n{shot['problem'].strip()}" for i, shot in enumerate(shots, start=1))
         layout = "\n\n".join(f"### Problem {i}\n<the problem statement>" for i in range(1, n_new + 1))
-        content = (
-            "You are writing new math problems for a training set. Here are some example problems:\n\n"
-            f"{examples}\n\n"
-            f"Write {n_new} new problem{'s' if n_new > 1 else ''}. Each must be self-contained, solvable, and have "
-            "one exact final answer. Vary the reasoning it needs: do not copy an example with new numbers. Write "
-            f"only the problem statements, no solutions or answers, in exactly this layout:\n\n{layout}"
+        return few_shot_messages(
+            shots,
+            lambda shot: shot["problem"].strip(),
+            intro="You are writing new math problems for a training set. Here are some example problems:",
+            request=(
+                f"Write {n_new} new problem{'s' if n_new > 1 else ''}. Each must be self-contained, solvable, and "
+                "have one exact final answer. Vary the reasoning it needs: do not copy an example with new numbers. "
+                "Write only the problem statements, no solutions or answers"
+            ),
+            layout=layout,
         )
-        return [{"role": "user", "content": content}]
 
     def parse_generation(self, text: str, n_new: int) -> list[dict[str, Any]]:
         """Problems under ``Problem i`` headers (or a numbered list); solutions the model added are cut off."""
         text = strip_fences(text or "")
-        pieces = self._split(text, _HEADER) or self._split(text, _NUMBERED)
+        pieces = split_after(text, _HEADER) or split_after(text, _NUMBERED)
         problems = []
         for piece in pieces[:n_new]:
             tail = _TAIL.search(piece)
@@ -145,14 +137,6 @@ class MathTask(Task):
             ):
                 problems.append({"problem": piece})
         return problems
-
-    @staticmethod
-    def _split(text: str, pattern: re.Pattern) -> list[str]:
-        matches = list(pattern.finditer(text))
-        return [
-            text[match.end() : (matches[i + 1].start() if i + 1 < len(matches) else len(text))]
-            for i, match in enumerate(matches)
-        ]
 
     def solver_messages(self, candidate: dict[str, Any]) -> Messages:
         content = (

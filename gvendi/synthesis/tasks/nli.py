@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from ._shared import PROVENANCE_FIELDS, few_shot_messages, split_after
 from .base import Messages, Task, VoteOutcome, strip_fences
 
 __all__ = ["NLI_LABELS", "NLITask", "parse_label"]
@@ -34,6 +35,11 @@ def parse_label(text: str | None) -> str | None:
     return words.pop() if len(words) == 1 else None
 
 
+def _shot_text(shot: dict[str, Any]) -> str:
+    """A labelled example pair as the generation prompt shows it."""
+    return f"Premise: {shot['premise'].strip()}\nHypothesis: {shot['hypothesis'].strip()}\nRelation: {shot['label']}"
+
+
 class NLITask(Task):
     """Natural-language inference: rows ``premise``, ``hypothesis``, ``label`` (entailment/neutral/contradiction).
 
@@ -46,18 +52,7 @@ class NLITask(Task):
 
     name = "nli"
     required_fields = ("premise", "hypothesis", "label")
-    output_fields = (
-        "id",
-        "premise",
-        "hypothesis",
-        "label",
-        "source",
-        "round",
-        "cluster",
-        "votes",
-        "generator",
-        "solver",
-    )
+    output_fields = ("id", "premise", "hypothesis", "label", *PROVENANCE_FIELDS)
     max_chars = 2000
 
     def validate_seed(self, row: Any, where: str) -> dict[str, Any]:
@@ -68,35 +63,30 @@ class NLITask(Task):
         return {**row, "label": label}
 
     def generation_messages(self, shots: list[dict[str, Any]], n_new: int, rng) -> Messages:
-        examples = "\n\n".join(
-            f"Example {i}:\nPremise: {s['premise'].strip()}\nHypothesis: {s['hypothesis'].strip()}\nRelation: {s['label']}"
-            for i, s in enumerate(shots, start=1)
-        )
         targets = [NLI_LABELS[int(rng.integers(len(NLI_LABELS)))] for _ in range(n_new)]
         layout = "\n\n".join(
             f"### Pair {i}\nPremise: <premise>\nHypothesis: <hypothesis whose relation is {target}>"
             for i, target in enumerate(targets, start=1)
         )
-        content = (
-            "You are writing natural-language inference examples. A hypothesis is an entailment when the premise "
-            "makes it true, a contradiction when the premise makes it false, and neutral otherwise. Examples:\n\n"
-            f"{examples}\n\n"
-            f"Write {n_new} new premise-hypothesis pair{'s' if n_new > 1 else ''} that test different reasoning "
-            "from the examples (not the same sentences with new names), each with the relation asked for, in "
-            f"exactly this layout:\n\n{layout}"
+        return few_shot_messages(
+            shots,
+            _shot_text,
+            intro=(
+                "You are writing natural-language inference examples. A hypothesis is an entailment when the premise "
+                "makes it true, a contradiction when the premise makes it false, and neutral otherwise. Examples:"
+            ),
+            request=(
+                f"Write {n_new} new premise-hypothesis pair{'s' if n_new > 1 else ''} that test different reasoning "
+                "from the examples (not the same sentences with new names), each with the relation asked for"
+            ),
+            layout=layout,
         )
-        return [{"role": "user", "content": content}]
 
     def parse_generation(self, text: str, n_new: int) -> list[dict[str, Any]]:
         """Pairs under ``Pair i`` headers (or, without headers, consecutive Premise/Hypothesis lines)."""
         text = strip_fences(text or "")
-        matches = list(_HEADER.finditer(text))
-        if matches:
-            pieces = [
-                text[m.end() : (matches[i + 1].start() if i + 1 < len(matches) else len(text))]
-                for i, m in enumerate(matches)
-            ]
-        else:
+        pieces = split_after(text, _HEADER)
+        if not pieces:
             starts = [m.start() for m in _PREMISE.finditer(text)]
             pieces = [text[s : (starts[i + 1] if i + 1 < len(starts) else len(text))] for i, s in enumerate(starts)]
         pairs = []
