@@ -14,7 +14,7 @@ from pathlib import Path
 from datasets import Dataset
 from gvendi.callbacks import GVendiCallback
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments, set_seed
 
 # a word-level tokenizer over w0 … w299 and a tiny random Qwen2 -------------------------------------------------
 vocab = {token: i for i, token in enumerate(["<pad>", "<eos>", "<unk>"] + [f"w{i}" for i in range(300)])}
@@ -82,8 +82,10 @@ args = TrainingArguments(
     use_cpu=True,
     seed=0,
 )
+set_seed(0)  # the model's random initialisation, so the printed numbers reproduce
+model = Qwen2ForCausalLM(config)
 trainer = Trainer(
-    model=Qwen2ForCausalLM(config), args=args, train_dataset=train, data_collator=collate, callbacks=[callback]
+    model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[callback]
 )
 trainer.train()
 
