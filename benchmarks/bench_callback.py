@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             '"scoring s" is the time in the eigendecompositions at logging steps, epoch end and train end (a fixed '
             "cost per log; windows under `dim` examples are scored from their small Gram matrix). The rest is the "
             "per-step cost of the hooks: with 'factored', folding each layer's output gradient and input to at most 128 "
-            "buckets a side and one batched product of the folds per step; with 'sketch', a per-example gradient "
-            "product per layer (as many FLOPs as the weight-gradient GEMM) and a CountSketch scatter of every "
-            "parameter. 'G-Vendi' is the final cumulative value (the two projections measure the same quantity).",
+            "buckets a side, one small bfloat16 product of the folds per layer (float32 where the CPU has no native "
+            "bfloat16) and one scatter of all cells per step; with 'sketch', a float32 per-example gradient product "
+            "per layer (as many FLOPs as the weight-gradient GEMM) and a CountSketch scatter of every parameter. "
+            "'G-Vendi' is the final cumulative value (the two projections measure the same quantity).",
             f"Machine: {info['cpu']}, {info['cpu_count']} cores, load average {info['load_average_1_5_15']} before and "
             f"{load_after} after (a shared machine: other jobs ran alongside, so single runs are noisy), torch "
             f"{info['torch']}, {info['date_utc']} UTC.",

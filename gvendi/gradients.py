@@ -250,6 +250,12 @@ class GradientCollector:
 
         output.register_hook(backward_hook)
 
+    def _factor_input(self, x: torch.Tensor, n_examples: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A layer input as ``[n,T,I]`` and the token weights that go with it (the mask, when it fits)."""
+        xs = x.reshape(n_examples, -1, x.shape[-1])
+        mask = self._token_mask
+        return xs, mask if mask is not None and mask.shape == xs.shape[:2] else None  # padding adds nothing
+
     def _tokens(self, n: int, tensor: torch.Tensor) -> torch.Tensor:
         """Example ``n``'s rows of a [n,T,·] tensor, restricted to real tokens when a mask was given."""
         if self._token_index is None or tensor.ndim < 3:
@@ -297,14 +303,12 @@ class GradientCollector:
             n_examples, n_out, n_in = delta.shape[0], delta.shape[-1], x.shape[-1]
             if weight_name is not None and projector.takes_factors:
                 d = delta.reshape(n_examples, -1, n_out)  # [n,T,O]
-                xs = x.reshape(n_examples, -1, n_in)  # [n,T,I]
-                mask = self._token_mask
-                tokens = mask if mask is not None and mask.shape == d.shape[:2] else None  # padding adds nothing
+                xs, tokens = self._factor_input(x, n_examples)  # [n,T,I], [n,T] or None
                 if target.kind == "linear":  # the bias rides along as the weight of a constant input
                     projector.add_outer(out, weight_name, d, xs, tokens, bias_name=bias_name)
                     bias_name = None
                 else:  # Conv1D stores the weight transposed
-                    projector.add_outer(out, weight_name, xs, d, tokens)
+                    projector.add_outer(out, weight_name, xs, d, tokens, delta_side="right")
             elif weight_name is not None:
                 # per-example weight gradients, a group of examples at a time to bound memory
                 group = max(1, min(n_examples, self.group_elements // (n_out * n_in)))

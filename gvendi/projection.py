@@ -103,10 +103,11 @@ class Projector:
         raise NotImplementedError
 
     def add_outer(self, out: torch.Tensor, param_name: str, left: torch.Tensor, right: torch.Tensor,
-                  tokens: torch.Tensor | None = None) -> None:
+                  tokens: torch.Tensor | None = None, bias_name: str | None = None, delta_side: str = "left") -> None:
         """Add the projection of per-example gradients ``G_n = Σ_t tokens[n,t]·left[n,t] ⊗ right[n,t]`` of a 2-D
         parameter (``left`` [n,T,rows], ``right`` [n,T,cols], ``tokens`` [n,T] or all ones) without forming them;
-        only for ``takes_factors`` projectors."""
+        only for ``takes_factors`` projectors. ``delta_side`` names the factor that is the output gradient (its
+        scale follows the loss's normalisation; the other factor is the layer input)."""
         raise NotImplementedError(f"the {self.name!r} projection takes whole per-example gradients (add_dense).")
 
     def config(self) -> dict:
@@ -181,17 +182,17 @@ class CountSketchProjector(Projector):
 class FactoredSketchProjector(CountSketchProjector):
     """CountSketch of each weight matrix through its Kronecker factors; see the module docstring.
 
-    Each side of a ``rows×cols`` matrix longer than ``fold`` is folded by a balanced CountSketch: a seeded hash
-    order of its indices, random signs, and position ``p`` summed into bucket ``p mod fold``. Row folds are drawn per
-    parameter; column folds per column count, so layers reading the same input (q/k/v, gate/up) fold it once. Cell
+    Each side of a ``rows×cols`` matrix longer than ``fold`` is folded by a balanced CountSketch: seeded random
+    signs, and entry ``i`` summed into bucket ``i mod fold``. Row signs are drawn per parameter; column signs per
+    column count, so layers reading the same input (q/k/v, gate/up) fold it once. Cell
     ``(i, j)`` of the folded grid goes to the CountSketch bucket of element ``i·b + j``, so an unfolded matrix (both
     sides ``≤ fold``) is projected exactly as ``"sketch"`` projects it. A linear layer's bias is the weight of a
     constant input, folded with the weight's rows; other vectors (norms) and any gradient handed over whole
     (:meth:`add_dense`) are CountSketched directly.
 
-    Within a batch (between :meth:`new_output` and :meth:`finalize`) the folded factors and vector gradients are
-    queued, and :meth:`finalize` multiplies and scatters them all in a few large operations: a backward pass then
-    pays a handful of small calls per layer instead of a chain of them.
+    Each layer's folded factors are multiplied at once (one small batched GEMM, in ``product_dtype``) into its
+    ``a×b`` grid of cells; within a batch (between :meth:`new_output` and :meth:`finalize`) the grids and vector
+    gradients are queued and :meth:`finalize` scatters them all into the buckets in one call.
 
     Args:
         dim (`int`): output dimension k.
@@ -199,60 +200,89 @@ class FactoredSketchProjector(CountSketchProjector):
         fold (`int`, *optional*, defaults to 128): the most buckets a matrix side is folded to; the grid of a large
             matrix has ``fold²`` cells. Larger is closer to ``"sketch"`` and slower (measured in
             ``benchmarks/results/projection_accuracy.md``: fold 32 reads 8% low, 64 up to 4% low, 128 within 1.2%).
-        queue_bytes (`int`, *optional*, defaults to 256 MiB): queued folded factors beyond this are multiplied out
-            before the batch ends, bounding memory on large models.
+        product_dtype (`str`, *optional*, defaults to ``"auto"``): the precision of the folded factors and their
+            product: ``"float32"``, ``"bfloat16"``, or ``"auto"`` (bfloat16 where the device multiplies it natively
+            (CUDA with bf16, CPUs with AVX512-BF16/AMX), float32 elsewhere). bfloat16 rounds each cell by at most
+            2⁻⁹ relative, independently, which moves a G-Vendi value by about 10⁻⁵ relative (checked in
+            ``tests/test_gradients.py``), and is 3× faster on such CPUs. Accumulation is always float32.
+        queue_bytes (`int`, *optional*, defaults to 256 MiB): queued grids beyond this are scattered before the
+            batch ends, bounding memory on large models.
     """
 
     name = "factored"
     hash_family = "sketch"  # cells hash like "sketch" elements, so unfolded matrices project identically
     takes_factors = True
-    #: sides up to this many times ``fold`` fold by one GEMM with a ±1 matrix, longer ones by an index-add that
-    #: reads each entry once (fewer FLOPs, more calls)
-    dense_fold_factor = 2
-
+    #: the token axis of the folded factors is zero-padded to a multiple of this, so the product GEMM sees a few
+    #: shapes (oneDNN builds a kernel per new shape: 4× the cost of the product itself on a CPU)
+    token_multiple = 32
     def __init__(
-        self, dim: int, seed: int = 0, *, fold: int = 128, cache_elements: int = 1 << 27, queue_bytes: int = 1 << 28
+        self,
+        dim: int,
+        seed: int = 0,
+        *,
+        fold: int = 128,
+        product_dtype: str = "auto",
+        cache_elements: int = 1 << 27,
+        queue_bytes: int = 1 << 28,
     ):
         super().__init__(dim, seed, cache_elements=cache_elements)
         if not isinstance(fold, int) or isinstance(fold, bool) or fold < 1:
             raise ValueError(f"fold must be an integer ≥ 1 (got fold={fold!r}); 128 is the default.")
-        self.queue_bytes = queue_bytes  # queued folds beyond this are multiplied out early (bounded memory)
-        self._queued = 0
+        if product_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"product_dtype must be 'auto', 'float32' or 'bfloat16' (got product_dtype={product_dtype!r})."
+            )
         self.fold = fold
-        self._folds: dict[tuple[str, str, int, torch.device], tuple[torch.Tensor, ...]] = {}
+        self.product_dtype = product_dtype
+        self.queue_bytes = queue_bytes
+        self._folds: dict[tuple[str, str, int, torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
         self._tables: dict[tuple, torch.Tensor] = {}  # concatenated bucket tables of a batch's queue, by layout
         self._open: torch.Tensor | None = None  # the output of the batch being queued
-        # ((weight, bias or None), folded rows, folded cols, token weights or None)
-        self._products: list[tuple[tuple[str, str | None], torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        self._vectors: list[tuple[str, torch.Tensor]] = []  # (parameter, [n, m] gradients)
+        # the open batch's queued values, side by side in a staging buffer kept across batches (a fresh buffer per
+        # batch costs page faults on every step); `_layout` names each block of `_staged` columns
+        self._staging: torch.Tensor | None = None
+        self._staged = 0
+        self._layout: list[tuple] = []
+        self._inverse: torch.Tensor | None = None  # [n,1] scale of the open batch (see _inverse_scale)
+        self._dtypes: dict[torch.device, torch.dtype] = {}  # product dtype by device
         self._folded_inputs: dict[tuple, tuple] = {}  # column folds of this batch
 
     def config(self) -> dict:
-        return {**super().config(), "fold": self.fold}
+        return {**super().config(), "fold": self.fold, "product_dtype": self.product_dtype}
+
+    def dtype_on(self, device: torch.device) -> torch.dtype:
+        """The precision of the folded factors and their product on ``device`` (see ``product_dtype``)."""
+        dtype = self._dtypes.get(device)
+        if dtype is None:
+            if self.product_dtype != "auto":
+                dtype = getattr(torch, self.product_dtype)
+            else:
+                dtype = torch.bfloat16 if _fast_bf16(torch.device(device)) else torch.float32
+            self._dtypes[device] = dtype
+        return dtype
 
     # the folds -------------------------------------------------------------------------------------------------
     def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """The fold of one side of a matrix: entry ``i`` goes to bucket ``bucket_of[i]`` with sign ``sign_of[i]``
-        (``signed[i]``: the same as one of ``2·fold`` buckets, negative ones in the upper half; ``matrix``: the same
-        as a ±1 matrix, for short sides). Column folds are shared by every matrix with that many columns
-        (``param_name`` is ignored for them). Buckets come from a seeded hash order of the indices dealt out in turn,
-        so each holds ``⌊size/fold⌋`` or ``⌈size/fold⌉``."""
+        """The fold of one side of a matrix: ``(bucket_of, sign_of, offsets)``.
+
+        Entry ``i`` of block ``b = i // fold`` (contiguous blocks of ``fold`` entries) goes to bucket
+        ``(i mod fold + offsets[b]) mod fold`` with a seeded random sign: each block is rotated by its own seeded
+        offset, so buckets stay balanced (``⌊size/fold⌋`` or ``⌈size/fold⌉`` entries) and the fold is a few
+        multiply-adds of contiguous slices, while two matrices of the same shape (gate and up) pair different
+        entries in a bucket (shared pairings would make their collision errors add up instead of averaging out).
+        Column folds are shared by every matrix with that many columns (``param_name`` is ignored for them), so
+        q/k/v fold their common input once."""
         owner = param_name if role == "rows" else ""
         key = (owner, role, size, device)
         cached = self._folds.get(key)
         if cached is not None:
             return cached
         index = torch.arange(size, device=device, dtype=torch.int64)
-        keys = _mix_index(index, self.salt(owner, f"fold-{role}")) * size + index  # distinct keys: a total order
-        position = torch.empty_like(index)
-        position[torch.argsort(keys)] = index
         sign_of = 1.0 - 2.0 * (_mix_index(index, self.salt(owner, f"fold-sign-{role}")) & 1).to(torch.float32)
-        bucket_of = position % self.fold
-        matrix = None
-        if size <= self.dense_fold_factor * self.fold:  # short sides fold in one GEMM with a ±1 matrix [size, fold]
-            matrix = torch.zeros(size, self.fold, device=device, dtype=torch.float32)
-            matrix[index, bucket_of] = sign_of
-        folds = (bucket_of, sign_of, bucket_of + self.fold * (sign_of < 0), matrix)
+        blocks = torch.arange(-(-size // self.fold), device=device, dtype=torch.int64)
+        offsets = _mix_index(blocks, self.salt(owner, f"fold-offset-{role}")) % self.fold
+        bucket_of = (index % self.fold + offsets[index // self.fold]) % self.fold
+        folds = (bucket_of, sign_of, offsets, offsets.tolist())
         self._folds[key] = folds
         return folds
 
@@ -265,14 +295,14 @@ class FactoredSketchProjector(CountSketchProjector):
         layer (``bias_of``: its weight's name), which is folded like the weight's rows."""
         count = math.prod(shape)
         if len(shape) != 2 and bias_of is not None and count > self.fold:
-            bucket_of, sign_of, _, _ = self._side(bias_of, "rows", count, torch.device("cpu"))
+            bucket_of, sign_of, *_ = self._side(bias_of, "rows", count, torch.device("cpu"))
             return self.signed_buckets(param_name, bucket_of), sign_of
         if len(shape) != 2:
             return self.signed_buckets(param_name, torch.arange(count)), torch.ones(count)
         sides = []
         for role, size in zip(("rows", "cols"), shape):
             if size > self.fold:
-                bucket_of, sign_of, _, _ = self._side(param_name, role, size, torch.device("cpu"))
+                bucket_of, sign_of, *_ = self._side(param_name, role, size, torch.device("cpu"))
                 sides.append((bucket_of, sign_of, self.fold))
             else:
                 sides.append((torch.arange(size), torch.ones(size), size))
@@ -280,82 +310,150 @@ class FactoredSketchProjector(CountSketchProjector):
         cells = (row_bucket[:, None] * width + col_bucket[None, :]).reshape(-1)
         return self.signed_buckets(param_name, cells), (row_sign[:, None] * col_sign[None, :]).reshape(-1)
 
-    def fold_side(self, param_name: str, role: str, values: torch.Tensor) -> torch.Tensor:
-        """Fold the last axis of ``values`` (side ``role`` of the matrix ``param_name``) to at most ``fold``."""
-        size = values.shape[-1]
-        if size <= self.fold:
-            return values
-        _, _, signed, matrix = self._side(param_name, role, size, values.device)
-        flat = values.reshape(-1, size)
-        if matrix is not None:
-            return (flat @ matrix.to(flat.dtype)).view(*values.shape[:-1], self.fold)
-        # signs as a second block of buckets: the (possibly huge, e.g. logits-sized) input is only read, never copied
-        folded = torch.zeros(flat.shape[0], 2 * self.fold, device=values.device, dtype=values.dtype)
-        folded.index_add_(1, signed, flat)  # [m,size] → [m,2·fold]
-        return (folded[:, : self.fold] - folded[:, self.fold :]).view(*values.shape[:-1], self.fold)
+    def fold_side(self, param_name: str, role: str, values: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Fold the last axis of ``values`` (side ``role`` of the matrix ``param_name``) to at most ``fold``, in
+        ``dtype`` (defaults to the dtype of ``values``)."""
+        dtype = dtype or values.dtype
+        size, fold = values.shape[-1], self.fold
+        if size <= fold:
+            return values.to(dtype)
+        bucket_of, sign_of, _, offsets = self._side(param_name, role, size, values.device)
+        values = values.float()
+        if len(offsets) > 16:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
+            flat = values.reshape(-1, size)
+            folded = torch.zeros(flat.shape[0], 2 * fold, device=values.device, dtype=values.dtype)
+            folded.index_add_(1, bucket_of + fold * (sign_of < 0), flat)  # negative signs in the upper half
+            return (folded[:, :fold] - folded[:, fold:]).to(dtype).view(*values.shape[:-1], fold)
+        folded = torch.empty(*values.shape[:-1], fold, device=values.device, dtype=values.dtype)
+        for block, offset in enumerate(offsets):  # block entry j goes to bucket (j + offset) mod fold
+            start = block * fold
+            length = min(fold, size - start)
+            for src, dst, count in ((0, offset, min(length, fold - offset)), (fold - offset, 0, length - (fold - offset))):
+                if count <= 0:
+                    continue
+                piece, signs = values[..., start + src : start + src + count], sign_of[start + src : start + src + count]
+                if block == 0:
+                    torch.mul(piece, signs, out=folded[..., dst : dst + count])
+                else:
+                    folded[..., dst : dst + count].addcmul_(piece, signs)
+        return folded.to(dtype)
 
-    def _fold_columns(self, right: torch.Tensor, ones: bool) -> torch.Tensor:
-        """Column fold of ``right`` [n,T,C] (with a column of ones appended when ``ones``: the bias of a linear
-        layer is the weight of a constant input), computed once per tensor within a batch."""
-        key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype)
+    def _fold_columns(
+        self, right: torch.Tensor, weights: torch.Tensor | None, bias: bool, inverse: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Column fold of ``right`` [n,T,C] for the product (see :meth:`_for_product`), with the token ``weights``
+        appended as a last column when ``bias`` (a linear layer's bias is the weight of a constant input).
+        Computed once per input tensor within a batch (q/k/v share theirs)."""
+        key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype, bias, inverse is not None)
+        cached = self._folded_inputs.get(key)
+        if cached is not None:
+            return cached[1]
+        result = self._for_product(self.fold_side("", "cols", right.float()), weights, bias, inverse)
+        if self._open is not None:
+            self._folded_inputs[key] = (right, result)  # holding `right` keeps its address from being reused
+        return result
+
+    def _for_product(
+        self,
+        values: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        bias: bool = False,
+        inverse: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``values`` [n,T,c] (float32) times the token ``weights`` [n,T,1] and per-example ``inverse`` [n,1,1] (each
+        optional), in the product dtype, in one pass; with ``bias``, the multiplier is appended as a last column.
+        The token axis is zero-padded to a multiple of :attr:`token_multiple`."""
+        n, length, width = values.shape
+        multiplier = weights if inverse is None else inverse if weights is None else weights * inverse
+        padded = -(-length // self.token_multiple) * self.token_multiple
+        result = torch.empty(n, padded, width + bias, device=values.device, dtype=self.dtype_on(values.device))
+        if padded > length:
+            result[:, length:].zero_()
+        if multiplier is None:
+            result[:, :length, :width].copy_(values)
+        else:
+            torch.mul(values, multiplier, out=result[:, :length, :width])
+        if bias:
+            result[:, :length, width:] = 1 if multiplier is None else multiplier
+        return result
+
+    def _token_weights(self, tokens: torch.Tensor | None, n: int, length: int) -> torch.Tensor | None:
+        """``tokens`` [n,T] as float32 ``[n,T,1]`` multipliers (converted once per batch)."""
+        if tokens is None:
+            return None
+        key = ("weights", id(tokens))
         cached = self._folded_inputs.get(key)
         if cached is None:
-            folded = self.fold_side("", "cols", right.float())
-            cached = (right, folded, None)  # holding `right` keeps its address from being reused in the batch
-        if ones and cached[2] is None:
-            folded = cached[1]
-            cached = (right, folded, torch.cat([folded, folded.new_ones(*folded.shape[:-1], 1)], dim=-1))
-        if self._open is not None:
-            self._folded_inputs[key] = cached
-        return cached[2] if ones else cached[1]
+            cached = (tokens, tokens.reshape(n, length, 1).to(torch.float32))
+            if self._open is not None:
+                self._folded_inputs[key] = cached
+        return cached[1]
+
+    def _inverse_scale(self, out: torch.Tensor, delta: torch.Tensor) -> torch.Tensor | None:
+        """``[n,1]`` reciprocal per-example norms that output gradients are multiplied by before a reduced-precision
+        product; ``None`` with float32 products.
+
+        The rounding to bfloat16 then does not depend on how the loss was normalised (batch size, gradient
+        accumulation, number of processes), so the Trainer's features equal the featurizer's. Within a batch one
+        scale per example serves every layer (taken from the first output gradient seen), so the queued values
+        need no rescaling; :meth:`finalize` multiplies the norms back."""
+        if self.dtype_on(delta.device) == torch.float32:
+            return None
+        if out is self._open and self._inverse is not None:
+            return self._inverse
+        norms = torch.linalg.vector_norm(delta.reshape(delta.shape[0], -1).float(), dim=1)
+        inverse = torch.where(norms > 0, norms.reciprocal(), torch.ones_like(norms)).reshape(-1, 1)
+        if out is self._open:
+            self._inverse = inverse
+        return inverse
 
     # one batch -------------------------------------------------------------------------------------------------
     def new_output(self, batch_size: int, device: torch.device) -> torch.Tensor:
         self._open = super().new_output(batch_size, device)
-        self._products, self._vectors, self._folded_inputs, self._queued = [], [], {}, 0
+        self._layout, self._folded_inputs, self._staged, self._inverse = [], {}, 0, None
         return self._open
 
     def finalize(self, out: torch.Tensor) -> torch.Tensor:
         if out is self._open:
             self._flush(out)
-            self._open = None
+            if self._inverse is not None:
+                out.div_(self._inverse)  # back to the gradients' own scale
+            self._open, self._folded_inputs, self._inverse = None, {}, None
         return super().finalize(out)
 
     def _flush(self, out: torch.Tensor) -> None:
-        """Multiply the queued factors (one batched product per grid shape) and scatter everything at once."""
-        products, vectors, self._products, self._vectors, self._folded_inputs = self._products, self._vectors, [], [], {}
-        self._queued = 0
-        n = out.shape[0]
-        chunks: list[torch.Tensor] = []
-        layout: list[tuple] = []  # (weight, bias or None, rows, cols) of each block of cells, or (vector, size)
-        by_shape: dict[tuple, list] = {}
-        for names, left, right, tokens in products:
-            key = (left.shape[1:], right.shape[1:], None if tokens is None else id(tokens))
-            by_shape.setdefault(key, []).append((names, left, right, tokens))
-        for group in by_shape.values():
-            lefts = torch.stack([entry[1] for entry in group])  # [M,n,T,a]
-            rights = torch.stack([entry[2] for entry in group])  # [M,n,T,b]
-            tokens = group[0][3]
-            if tokens is not None:  # the same [n,T] weights for the whole group
-                rights.mul_(tokens.reshape(1, n, -1, 1).to(rights.dtype))
-            cells = torch.matmul(lefts.transpose(2, 3), rights)  # [M,n,a,b(+1)]
-            rows, cols = cells.shape[2], cells.shape[3]
-            chunks.append(cells.reshape(len(group), n, rows * cols).transpose(0, 1).reshape(n, -1))
-            for (weight, bias), *_ in group:
-                layout.append((weight, bias, rows, cols - (bias is not None)))
-        for name, grads in vectors:
-            chunks.append(grads)
-            layout.append((name, grads.shape[1]))
-        if not chunks:
+        """Scatter every queued grid and vector into the buckets at once (one table per layout, cached)."""
+        layout, width, self._layout, self._staged = tuple(self._layout), self._staged, [], 0
+        if not layout:
             return
-        key = (out.device, tuple(layout))
+        key = (out.device, layout)
         table = self._tables.get(key)
         if table is None:
             table = torch.cat([self._block_table(entry, out.device) for entry in layout])
             if len(self._tables) < 64:
                 self._tables[key] = table
-        values = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]
-        out.scatter_add_(1, table.expand(n, -1), values.to(out.dtype))
+        n = out.shape[0]
+        out.scatter_add_(1, table.expand(n, -1), self._staging[:n, :width])
+
+    def _stage(self, out: torch.Tensor, entry: tuple, size: int) -> torch.Tensor:
+        """The ``[n, size]`` block of the staging buffer for the next queued values (scattering the queue first when
+        it would pass ``queue_bytes``)."""
+        n = out.shape[0]
+        if self._staged and (self._staged + size) * n * 4 > self.queue_bytes:
+            self._flush(out)
+        needed = self._staged + size
+        buffer = self._staging
+        if buffer is None or buffer.device != out.device or buffer.shape[0] < n or buffer.shape[1] < needed:
+            rows = max(n, 0 if buffer is None else buffer.shape[0])
+            cols = max(needed, 0 if buffer is None else 2 * buffer.shape[1])
+            grown = torch.empty(rows, cols, device=out.device, dtype=torch.float32)
+            if self._staged:
+                grown[:n, : self._staged] = buffer[:n, : self._staged]
+            self._staging = buffer = grown
+        self._layout.append(entry)
+        block = buffer[:n, self._staged : needed]
+        self._staged = needed
+        return block
 
     def _block_table(self, entry: tuple, device: torch.device) -> torch.Tensor:
         """Signed buckets of one block of queued values: a vector, or a grid of cells (plus a bias column)."""
@@ -370,25 +468,37 @@ class FactoredSketchProjector(CountSketchProjector):
 
     # adding gradients ------------------------------------------------------------------------------------------
     def add_dense(self, out, param_name, grads, offset=0):
-        if out is self._open and offset == 0:
-            self._vectors.append((param_name, grads.float()))
-        else:
-            super().add_dense(out, param_name, grads, offset)
+        if out is not self._open:
+            return super().add_dense(out, param_name, grads, offset)
+        inverse = self._inverse_scale(out, grads)  # at the batch's common scale
+        if offset:
+            return super().add_dense(out, param_name, grads if inverse is None else grads * inverse, offset)
+        block = self._stage(out, (param_name, grads.shape[1]), grads.shape[1])
+        block.copy_(grads) if inverse is None else torch.mul(grads, inverse, out=block)
 
-    def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None):
+    def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None, delta_side="left"):
         """``tokens`` [n,T], if given, weights each token's product (0 drops a padding token). ``bias_name`` also
         adds the gradient ``Σ_t tokens·left`` of that vector (a linear layer's bias), folded like the rows."""
-        folded_left = self.fold_side(param_name, "rows", left.float())  # [n,T,a]
-        folded_right = self._fold_columns(right, ones=bias_name is not None)  # [n,T,b(+1)]
-        if out is self._open:
-            self._products.append(((param_name, bias_name), folded_left, folded_right, tokens))
-            self._queued += (folded_left.numel() + folded_right.numel()) * folded_left.element_size()
-            if self._queued > self.queue_bytes:
-                self._flush(out)
+        if delta_side not in ("left", "right"):
+            raise ValueError(f"delta_side must be 'left' or 'right' (got {delta_side!r}).")
+        inverse = self._inverse_scale(out, left if delta_side == "left" else right)
+        if inverse is not None:
+            inverse = inverse.reshape(-1, 1, 1)
+        weights = self._token_weights(tokens, *right.shape[:2])
+        folded_right = self._fold_columns(
+            right, weights, bias_name is not None, inverse if delta_side == "right" else None
+        )  # [n,T,b(+1)]
+        folded_left = self._for_product(
+            self.fold_side(param_name, "rows", left.float()), inverse=inverse if delta_side == "left" else None
+        )  # [n,T,a]
+        cells = torch.bmm(folded_left.transpose(1, 2), folded_right)  # [n,a,b(+1)]: the folded gradient
+        rows, cols = cells.shape[1], cells.shape[2] - (bias_name is not None)
+        if out is self._open:  # stays at the batch's common scale until finalize
+            self._stage(out, (param_name, bias_name, rows, cols), cells.shape[1] * cells.shape[2]).view(
+                cells.shape
+            ).copy_(cells)
             return
-        if tokens is not None:
-            folded_right = folded_right * tokens.reshape(*folded_right.shape[:2], 1).to(folded_right.dtype)
-        cells = torch.bmm(folded_left.transpose(1, 2), folded_right)  # [n,a,b(+1)]
+        cells = cells.float() if inverse is None else cells.float().div_(inverse)
         if bias_name is not None:
             super().add_dense(out, bias_name, cells[:, :, -1])
             cells = cells[:, :, :-1]
@@ -398,16 +508,35 @@ class FactoredSketchProjector(CountSketchProjector):
         if n_rows is None:
             raise ValueError("the 'factored' projection needs the row count of the parameter (n_rows).")
         values = self.fold_side(param_name, "cols", row_grads.float())  # [m,b]
+        if out is self._open:  # at the batch's common scale
+            if self._inverse is None:
+                squares = torch.zeros(out.shape[0], device=out.device, dtype=torch.float32)
+                squares.index_add_(0, example, values.square().sum(dim=1))  # per-example squared norms (of the fold)
+                self._inverse_scale(out, squares.sqrt_()[:, None])
+            if self._inverse is not None:
+                values = values * self._inverse[example]
         width = values.shape[-1]
         rows = rows.to(torch.int64)
         if n_rows > self.fold:
-            bucket_of, sign_of, _, _ = self._side(param_name, "rows", n_rows, rows.device)
+            bucket_of, sign_of, *_ = self._side(param_name, "rows", n_rows, rows.device)
             values = values * sign_of[rows][:, None]
             rows = bucket_of[rows]
         cell_buckets = self._buckets_for_range(param_name, 0, min(n_rows, self.fold) * width, rows.device)
         buckets = cell_buckets.view(-1, width)[rows]  # [m,b] in [0, 2k)
         flat = (buckets + example.to(torch.int64)[:, None] * out.shape[1]).reshape(-1)
         out.view(-1).index_add_(0, flat, values.reshape(-1).to(out.dtype))
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (so a bf16 GEMM is faster than a float32 one)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
 
 
 class DenseProjector(Projector):

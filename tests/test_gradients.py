@@ -124,6 +124,47 @@ def test_factored_projection_on_gpt2_conv1d():
     assert _cosines(ours, reference).min() > 0.9999
 
 
+def test_factored_bfloat16_products_agree_with_float32():
+    """bfloat16 folds and products (the default where the CPU/GPU has them) only round each cell: the features agree
+    with float32 ones, and scattering the queue early (a tiny ``queue_bytes``) changes nothing."""
+    model = tiny_qwen(len(TOKENIZER))
+    records = _records(12, seed=7)
+    features = []
+    for dtype, queue_bytes in (("float32", 1 << 28), ("bfloat16", 1 << 28), ("bfloat16", 4096)):
+        projector = FactoredSketchProjector(96, fold=16, product_dtype=dtype, queue_bytes=queue_bytes)
+        featurizer = GradientFeaturizer(
+            model, tokenizer=TOKENIZER, dim=96, projection=projector, batch_size=5, show_progress=False
+        )
+        features.append(featurizer.featurize(records))
+    assert _cosines(features[0], features[1]).min() > 0.9999
+    np.testing.assert_allclose(features[1], features[2], atol=1e-6)
+
+
+def test_factored_features_do_not_depend_on_the_loss_scale():
+    """The Trainer normalises the loss by batch size, accumulation steps and processes; a reduced-precision product
+    rounds each example at its own scale, so the directions are unchanged and the magnitude follows the loss."""
+    from gvendi.gradients import GradientCollector, per_example_loss
+
+    model = tiny_qwen(len(TOKENIZER))
+    ids = torch.randint(0, len(TOKENIZER), (4, 11), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0  # a padded example
+    labels = ids.masked_fill(mask == 0, -100)
+    features = {}
+    for scale in (1.0, 1 / 3):
+        projector = FactoredSketchProjector(64, fold=16, product_dtype="bfloat16")
+        with GradientCollector(model, projector) as collector:
+            collector.begin_batch(4, mask)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            (per_example_loss(logits, labels).sum() * scale).backward()
+            features[scale] = collector.end_batch()
+    one, third = features[1.0], features[1 / 3]
+    torch.testing.assert_close(third.norm(dim=1), one.norm(dim=1) / 3, rtol=1e-5, atol=0)
+    torch.testing.assert_close(third / third.norm(dim=1, keepdim=True), one / one.norm(dim=1, keepdim=True), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="product_dtype"):
+        FactoredSketchProjector(64, product_dtype="float16")
+
+
 def test_gpt2_conv1d_layernorm_and_position_embeddings():
     """Another architecture: Conv1D layers, LayerNorm with bias (generic path), learned position embeddings."""
     from transformers import GPT2Config, GPT2LMHeadModel
