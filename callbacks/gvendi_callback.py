@@ -506,9 +506,7 @@ class GVendiCallback(TrainerCallback):
             )
         if self._collector is None:
             projector = make_projector(self.projection, self.dim, self.seed)
-            self._collector = GradientCollector(
-                model, projector, freeze=False, trainable_only=self.trainable_only, hook_threads=1
-            )  # hook work is many small memory-bound ops: one thread skips a thread-pool wake-up per op
+            self._collector = GradientCollector(model, projector, freeze=False, trainable_only=self.trainable_only)
             self._collector.__enter__()
 
     def _setup_proxy_source(self) -> None:

@@ -165,26 +165,6 @@ def test_factored_features_do_not_depend_on_the_loss_scale():
         FactoredSketchProjector(64, product_dtype="float16")
 
 
-def test_hook_threads_restores_the_thread_count():
-    """``hook_threads`` runs the hooks' work on its own thread count (the callback uses 1 on CPU) and changes no
-    feature; the training's thread count is back after every hook."""
-    from gvendi.gradients import GradientCollector, per_example_loss
-
-    model = tiny_qwen(len(TOKENIZER))
-    ids = torch.randint(0, len(TOKENIZER), (3, 9), generator=torch.Generator().manual_seed(1))
-    threads = torch.get_num_threads()
-    features = []
-    for hook_threads in (None, 1):
-        with GradientCollector(model, FactoredSketchProjector(64, fold=16), hook_threads=hook_threads) as collector:
-            collector.begin_batch(3)
-            per_example_loss(model(input_ids=ids).logits, ids).sum().backward()
-            features.append(collector.end_batch())
-        assert torch.get_num_threads() == threads
-    torch.testing.assert_close(features[0], features[1], rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="hook_threads"):
-        GradientCollector(model, FactoredSketchProjector(64), hook_threads=0)
-
-
 def test_gpt2_conv1d_layernorm_and_position_embeddings():
     """Another architecture: Conv1D layers, LayerNorm with bias (generic path), learned position embeddings."""
     from transformers import GPT2Config, GPT2LMHeadModel
