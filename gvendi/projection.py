@@ -17,7 +17,8 @@ Two projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by 
   ``O(out + in)`` plus a ``fold²`` product instead of ``out·in``, which is what lets the Trainer callback ride along a
   training step. Cell collisions add a ``1/(a·b)`` term to the ``1/dim`` pair-collision rate of ``"sketch"``
   (measured in ``tests/test_accuracy.py``). Matrices no larger than ``fold`` on a side are not folded, so there the
-  map is ``"sketch"`` itself.
+  map is ``"sketch"`` itself. Where the hardware multiplies bfloat16 natively the folds and their product are
+  bfloat16 (accumulated in float32, each example at its own scale), which rounds cells by at most 2⁻⁹ relative.
 - ``"dense"``: the paper's projection. A dense Rademacher matrix with entries ``±1/√dim`` (TRAK's projector),
   generated in bounded-memory chunks of rows.
 """
