@@ -100,6 +100,21 @@ def test_factored_projection_is_exact(tied):
     assert set(signs.tolist()) == {-1.0, 1.0} and buckets.numel() == 64 * 32
 
 
+def test_fold_side_applies_its_bucket_map():
+    """Both fold paths (rotated blocks, and one index-add for more than 16 blocks) apply the map that
+    ``element_buckets`` reports; buckets are balanced and two parameters of one shape pair different entries."""
+    projector = FactoredSketchProjector(64, fold=8)
+    for size in (20, 8 * 17 + 3):
+        values = torch.randn(3, 5, size)
+        bucket_of, sign_of, *_ = projector._side("w", "rows", size, torch.device("cpu"))
+        expected = torch.zeros(3, 5, 8).index_add_(2, bucket_of, values * sign_of)
+        torch.testing.assert_close(projector.fold_side("w", "rows", values), expected)
+        counts = torch.bincount(bucket_of, minlength=8)
+        assert int(counts.max() - counts.min()) <= 1
+    other, *_ = projector._side("v", "rows", 20, torch.device("cpu"))
+    assert not torch.equal(other, projector._side("w", "rows", 20, torch.device("cpu"))[0])
+
+
 def test_factored_projection_equals_sketch_when_nothing_folds():
     model = tiny_qwen(len(TOKENIZER))
     records = _records(6, seed=5)
