@@ -239,7 +239,7 @@ class FactoredSketchProjector(CountSketchProjector):
         self.fold = fold
         self.product_dtype = product_dtype
         self.queue_bytes = queue_bytes
-        self._folds: dict[tuple[str, str, int, torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
+        self._folds: dict[tuple[str, str, int, torch.device], tuple] = {}  # (bucket_of, sign_of, block offsets)
         self._tables: dict[tuple, torch.Tensor] = {}  # concatenated bucket tables of a batch's queue, by layout
         self._open: torch.Tensor | None = None  # the output of the batch being queued
         # the open batch's queued values, side by side in a staging buffer kept across batches (a fresh buffer per
@@ -266,7 +266,7 @@ class FactoredSketchProjector(CountSketchProjector):
         return dtype
 
     # the folds -------------------------------------------------------------------------------------------------
-    def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple:
         """The fold of one side of a matrix: ``(bucket_of, sign_of, offsets)``.
 
         Entry ``i`` of block ``b = i // fold`` (contiguous blocks of ``fold`` entries) goes to bucket
@@ -286,7 +286,7 @@ class FactoredSketchProjector(CountSketchProjector):
         blocks = torch.arange(-(-size // self.fold), device=device, dtype=torch.int64)
         offsets = _mix_index(blocks, self.salt(owner, f"fold-offset-{role}")) % self.fold
         bucket_of = (index % self.fold + offsets[index // self.fold]) % self.fold
-        folds = (bucket_of, sign_of, offsets, offsets.tolist())
+        folds = (bucket_of, sign_of, offsets.tolist())
         self._folds[key] = folds
         return folds
 
@@ -314,20 +314,19 @@ class FactoredSketchProjector(CountSketchProjector):
         cells = (row_bucket[:, None] * width + col_bucket[None, :]).reshape(-1)
         return self.signed_buckets(param_name, cells), (row_sign[:, None] * col_sign[None, :]).reshape(-1)
 
-    def fold_side(self, param_name: str, role: str, values: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def fold_side(self, param_name: str, role: str, values: torch.Tensor) -> torch.Tensor:
         """Fold the last axis of ``values`` (side ``role`` of the matrix ``param_name``) to at most ``fold``, in
-        ``dtype`` (defaults to the dtype of ``values``)."""
-        dtype = dtype or values.dtype
+        float32 (``values`` itself when the side is not longer than ``fold``)."""
         size, fold = values.shape[-1], self.fold
         if size <= fold:
-            return values.to(dtype)
-        bucket_of, sign_of, _, offsets = self._side(param_name, role, size, values.device)
+            return values
+        bucket_of, sign_of, offsets = self._side(param_name, role, size, values.device)
         values = values.float()
         if len(offsets) > 16:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
             flat = values.reshape(-1, size)
             folded = torch.zeros(flat.shape[0], 2 * fold, device=values.device, dtype=values.dtype)
             folded.index_add_(1, bucket_of + fold * (sign_of < 0), flat)  # negative signs in the upper half
-            return (folded[:, :fold] - folded[:, fold:]).to(dtype).view(*values.shape[:-1], fold)
+            return (folded[:, :fold] - folded[:, fold:]).view(*values.shape[:-1], fold)
         folded = torch.empty(*values.shape[:-1], fold, device=values.device, dtype=values.dtype)
         for block, offset in enumerate(offsets):  # block entry j goes to bucket (j + offset) mod fold
             start = block * fold
@@ -340,7 +339,7 @@ class FactoredSketchProjector(CountSketchProjector):
                     torch.mul(piece, signs, out=folded[..., dst : dst + count])
                 else:
                     folded[..., dst : dst + count].addcmul_(piece, signs)
-        return folded.to(dtype)
+        return folded
 
     def _fold_columns(
         self, right: torch.Tensor, weights: torch.Tensor | None, bias: bool, inverse: torch.Tensor | None = None
