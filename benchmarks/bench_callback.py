@@ -5,9 +5,12 @@
 
 The bundled tiny proxy (Qwen2, 1.03M parameters: hidden 128, 4 layers, MLP 384, vocab 1,868, tied embeddings) is
 fine-tuned on the bundled math sample (chat format, 79–182 tokens, loss on the solution). The same training (same
-weights, data, steps, logging) runs with and without the callback, alternating (baseline, callback variants,
-baseline, …) so a shared machine's load drifts over all alike; the overhead is the ratio of median wall times of
-``trainer.train()`` minus one. Variants: the callback's default projection for ``source="model"`` (``"factored"``)
+weights, data, steps, logging) runs with and without the callback. Each repeat runs the baseline and every variant
+once, in an order rotated from repeat to repeat, so a shared machine's load drift hits all alike and no variant
+always follows the baseline. The overhead is the median over repeats of the variant's wall time of
+``trainer.train()`` divided by the same repeat's baseline, minus one (a paired ratio: a slow minute slows both). The
+median per-step time (a training step, hooks included; logging steps too) is reported beside it as a steady-state
+check that single slow steps do not move. Variants: the callback's default projection for ``source="model"`` (``"factored"``)
 and ``"sketch"``, every step and every 4th. The target is ≤ 15% extra wall time. Results go to
 benchmarks/results/callback_overhead.{json,md}.
 """
@@ -82,8 +85,23 @@ class _Pad:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def run_once(args, data, variant: tuple[str, int] | None) -> tuple[tuple[float, float], dict]:
-    """One training run; ``variant`` is ``(projection, every_n_steps)``, or None for the baseline."""
+def _step_timer(durations: list[float]):
+    """A callback that appends each optimizer step's wall time to ``durations``."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            durations.append(time.perf_counter() - self.begin)
+
+    return StepTimer()
+
+
+def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | None = None) -> tuple[tuple[float, float], dict]:
+    """One training run; ``variant`` is ``(projection, every_n_steps)``, or None for the baseline. Step times are
+    appended to ``steps`` when given (the timer runs last, after the callback's own step-end work)."""
     from transformers import Trainer, TrainingArguments
 
     model = _model(args.model)
@@ -92,6 +110,7 @@ def run_once(args, data, variant: tuple[str, int] | None) -> tuple[tuple[float, 
         if variant is None
         else [_callback_class()(dim=args.dim, projection=variant[0], every_n_steps=variant[1], save_plot=False)]
     )
+    timers = [] if steps is None else [_step_timer(steps)]
     with tempfile.TemporaryDirectory() as output_dir:
         training = TrainingArguments(
             output_dir=output_dir,
@@ -106,7 +125,9 @@ def run_once(args, data, variant: tuple[str, int] | None) -> tuple[tuple[float, 
             dataloader_num_workers=0,
             learning_rate=1e-4,
         )
-        trainer = Trainer(model=model, args=training, train_dataset=data, data_collator=_Pad(), callbacks=callbacks)
+        trainer = Trainer(
+            model=model, args=training, train_dataset=data, data_collator=_Pad(), callbacks=callbacks + timers
+        )
         scoring = [0.0]
         if callbacks:  # time the scoring (eigendecompositions at logging steps) apart from the per-step hooks
             score = callbacks[0]._value
@@ -164,19 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     variants: list[tuple[str, int] | None] = [None, *tested]
     wall: dict = {v: [] for v in variants}
     cpu: dict = {v: [] for v in variants}
+    steps: dict = {v: [] for v in variants}
     scoring: dict = {v: [] for v in tested}
     finals: dict = {}
-    for _ in range(args.repeats):  # interleaved, so load drift hits every variant alike
-        for variant in variants:
-            (elapsed, elapsed_cpu), final = run_once(args, data, variant)
+    for repeat in range(args.repeats):  # interleaved, the order rotated each repeat
+        shift = repeat % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            (elapsed, elapsed_cpu), final = run_once(args, data, variant, steps[variant])
             wall[variant].append(elapsed)
             cpu[variant].append(elapsed_cpu)
             if variant is not None:
                 finals[variant] = final
                 scoring[variant].append(final["scoring_s"])
-    base, base_cpu = median(wall[None]), median(cpu[None])
-    overhead = {v: median(wall[v]) / base - 1.0 for v in tested}
-    overhead_cpu = {v: median(cpu[v]) / base_cpu - 1.0 for v in tested}
+    base, base_cpu, base_step = median(wall[None]), median(cpu[None]), median(steps[None])
+    paired = {v: [w / b for w, b in zip(wall[v], wall[None])] for v in tested}
+    overhead = {v: median(paired[v]) - 1.0 for v in tested}
+    overhead_cpu = {v: median([c / b for c, b in zip(cpu[v], cpu[None])]) - 1.0 for v in tested}
+    overhead_step = {v: median(steps[v]) / base_step - 1.0 for v in tested}
     load_after = [round(x, 2) for x in os.getloadavg()]
     payload = {
         "benchmark": "GVendiCallback(source='model') wall-time overhead",
@@ -191,7 +216,13 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
-        "baseline": {"wall_s": wall[None], "cpu_s": cpu[None], "median_wall_s": base, "median_cpu_s": base_cpu},
+        "baseline": {
+            "wall_s": wall[None],
+            "cpu_s": cpu[None],
+            "median_wall_s": base,
+            "median_cpu_s": base_cpu,
+            "median_step_s": base_step,
+        },
         "variants": [
             {
                 "projection": v[0],
@@ -200,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_s": cpu[v],
                 "median_wall_s": median(wall[v]),
                 "median_cpu_s": median(cpu[v]),
+                "wall_ratio_to_baseline_each_repeat": paired[v],
                 "overhead_wall_fraction": overhead[v],
+                "overhead_wall_fraction_of_medians": median(wall[v]) / base - 1.0,
                 "overhead_cpu_fraction": overhead_cpu[v],
+                "median_step_s": median(steps[v]),
+                "overhead_step_fraction": overhead_step[v],
                 "meets_target_wall": overhead[v] <= 0.15,
                 "scoring_wall_s": scoring[v],
                 "examples_featurized": finals[v].get("examples"),
@@ -213,8 +248,21 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "load_average_after": load_after,
     }
-    header = ["run", "wall s (each repeat)", "median wall s", "wall overhead", "CPU-time overhead", "scoring s", "G-Vendi"]
-    rows = [["no callback", " ".join(f"{x:.2f}" for x in wall[None]), f"{base:.2f}", "—", "—", "—", "—"]]
+    header = [
+        "run",
+        "wall s (each repeat)",
+        "median wall s",
+        "wall overhead",
+        "median step ms",
+        "step overhead",
+        "CPU-time overhead",
+        "scoring s",
+        "G-Vendi",
+    ]
+    rows = [
+        ["no callback", " ".join(f"{x:.2f}" for x in wall[None]), f"{base:.2f}", "—", f"{base_step * 1000:.1f}"]
+        + ["—"] * 4
+    ]
     for v in tested:
         rows.append(
             [
@@ -222,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 " ".join(f"{x:.2f}" for x in wall[v]),
                 f"{median(wall[v]):.2f}",
                 f"{overhead[v] * 100:+.1f}%",
+                f"{median(steps[v]) * 1000:.1f}",
+                f"{overhead_step[v] * 100:+.1f}%",
                 f"{overhead_cpu[v] * 100:+.1f}%",
                 f"{median(scoring[v]):.2f}",
                 f"{finals[v].get('cumulative') or float('nan'):.1f}",
@@ -237,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{MODELS[args.model]}, fine-tuned on the bundled math sample: {args.steps} steps × "
             f"batch {args.batch_size}, logging every {args.logging_steps} steps, dim {args.dim}, {args.threads} torch "
             f"threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU. Wall time of `trainer.train()`, "
-            f"variants interleaved per repeat, medians of {args.repeats} repeats.",
+            f"variants interleaved per repeat (order rotated), {args.repeats} repeats. Wall overhead: the median "
+            "over repeats of the run's wall time over the same repeat's baseline, minus one. Step overhead: the "
+            "median step time over all steps of all repeats, against the baseline's.",
             markdown_table(header, rows),
             f"**Wall-time overhead: {verdicts}.**",
             "CPU-time overhead (process time, all threads) is less sensitive to other jobs on a shared machine. "

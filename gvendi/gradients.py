@@ -98,8 +98,8 @@ def _norm_grads(module: nn.Module, x: torch.Tensor, delta: torch.Tensor, tokens:
         eps = getattr(module, "variance_epsilon", getattr(module, "eps", None))
         if not isinstance(eps, float):
             return None
-        mean_square = torch.linalg.vector_norm(h, dim=-1).square_().div_(h.shape[-1])  # [n,T]
-        weights = weights * torch.rsqrt(mean_square + eps)[:, None, :]  # x̂ = x / rms(x), folded into the weights
+        inverse_rms = torch.linalg.vector_norm(h, dim=-1).square_().div_(h.shape[-1]).add_(eps).rsqrt_()  # [n,T]
+        weights = weights * inverse_rms[:, None, :]  # x̂ = x / rms(x), folded into the weights
         weight = torch.bmm(weights, d * h)
     else:
         return None
@@ -155,11 +155,11 @@ class GradientCollector:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._saved_requires_grad: dict[int, bool] = {}
         self._out: torch.Tensor | None = None
-        self._token_index: list[torch.Tensor] | None = None
         self._batch_size = 0
         self._token_mask: torch.Tensor | None = None  # [n,T] bool on the model's device, with a token mask
-        self._token_counts: list[int] = []  # real tokens per example of the current batch (with a token mask)
-        self._right_padded: list[bool] = []  # whether each example's real tokens come first
+        self._token_weights: torch.Tensor | None = None  # the mask as float32 [n,T] (made on first use)
+        # per example: its real tokens' positions, their count, whether they come first (made on first use)
+        self._token_rows: tuple[list[torch.Tensor], list[int], list[bool]] | None = None
         self.group_elements = 1 << 25  # bound on per-example gradient elements held at once (128 MB in fp32)
         self._recomputing = False  # True while a generic module is re-run for its per-example gradients
         self._closed_form: dict[type, bool] = {}  # norm classes whose closed form matched autograd (checked once)
@@ -194,18 +194,27 @@ class GradientCollector:
         device = next(self.model.parameters()).device
         self._batch_size = batch_size
         self._out = self.projector.new_output(batch_size, device)
-        self._token_index = None
-        self._token_mask = None
-        self._token_counts = []
-        self._right_padded = []
-        if token_mask is not None:
-            self._token_mask = token_mask.to(device=device, dtype=torch.bool)
-            rows = [row.nonzero().flatten() for row in token_mask.bool().cpu()]
-            self._token_index = [index.to(device) for index in rows]
-            self._token_counts = [int(index.numel()) for index in rows]
-            self._right_padded = [
-                count == 0 or int(index[-1]) == count - 1 for index, count in zip(rows, self._token_counts)
-            ]
+        self._token_mask = None if token_mask is None else token_mask.to(device=device, dtype=torch.bool)
+        self._token_weights = self._token_rows = None
+
+    def _mask_as_weights(self) -> torch.Tensor:
+        """The token mask as float32 ``[n,T]`` weights (made once per batch)."""
+        if self._token_weights is None:
+            self._token_weights = self._token_mask.to(torch.float32)
+        return self._token_weights
+
+    def _real_tokens(self) -> tuple[list[torch.Tensor], list[int], list[bool]] | None:
+        """Per example, with a token mask: the positions of its real tokens, their count, and whether they come
+        first (right padding). Made once per batch, for the per-example products."""
+        if self._token_mask is None:
+            return None
+        if self._token_rows is None:
+            rows = [row.nonzero().flatten() for row in self._token_mask.cpu()]
+            counts = [int(index.numel()) for index in rows]
+            right = [count == 0 or int(index[-1]) == count - 1 for index, count in zip(rows, counts)]
+            device = self._token_mask.device
+            self._token_rows = ([index.to(device) for index in rows], counts, right)
+        return self._token_rows
 
     def end_batch(self) -> torch.Tensor:
         """The batch's projected gradients, ``[n, dim]`` float32 (not normalised)."""
@@ -241,14 +250,18 @@ class GradientCollector:
 
     def _register_backward(self, target: TargetModule, x: torch.Tensor | None, output: torch.Tensor) -> None:
         out = self._out
+        node, index = output.grad_fn, output.output_nr
 
-        def backward_hook(grad: torch.Tensor) -> None:
-            if out is None:
+        def backward_hook(grad: torch.Tensor | None) -> None:
+            if out is None or grad is None:
                 return
             with torch.no_grad():
                 self._project(target, x, grad.detach(), out)
 
-        output.register_hook(backward_hook)
+        if node is None:  # a leaf (a frozen embedding's output made to require grad)
+            output.register_hook(backward_hook)
+        else:  # a pre-hook on the node that made the output sees its gradient (cheaper than a tensor hook)
+            node.register_prehook(lambda grads: backward_hook(grads[index]))
 
     def _factor_input(self, x: torch.Tensor, n_examples: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A layer input as ``[n,T,I]`` and the token weights that go with it (the mask, when it fits)."""
@@ -258,9 +271,10 @@ class GradientCollector:
 
     def _tokens(self, n: int, tensor: torch.Tensor) -> torch.Tensor:
         """Example ``n``'s rows of a [n,T,·] tensor, restricted to real tokens when a mask was given."""
-        if self._token_index is None or tensor.ndim < 3:
+        real = self._real_tokens()
+        if real is None or tensor.ndim < 3:
             return tensor[n]
-        index = self._token_index[n]
+        index = real[0][n]
         if index.numel() == tensor.shape[1]:
             return tensor[n]
         if index.numel() and int(index[-1]) == index.numel() - 1:  # right padding: a slice, no copy
@@ -280,10 +294,11 @@ class GradientCollector:
         if delta.ndim != 3 or x.ndim != 3 or delta.shape[1] != x.shape[1]:
             return False
         length = delta.shape[1]
-        if self._token_index is not None:
-            counts = self._token_counts[start:stop]
+        real = self._real_tokens()
+        if real is not None:
+            counts = real[1][start:stop]
             length = max(counts)
-            if length * (stop - start) > 1.25 * max(1, sum(counts)) or not all(self._right_padded[start:stop]):
+            if length * (stop - start) > 1.25 * max(1, sum(counts)) or not all(real[2][start:stop]):
                 return False
         d = delta[start:stop, :length].float()  # [g,L,O]
         xs = x[start:stop, :length].float()  # [g,L,I]
@@ -332,14 +347,13 @@ class GradientCollector:
         elif target.kind == "embedding":
             weight_name = target.param_names["weight"]
             ids = x
-            mask = torch.ones_like(ids, dtype=torch.bool)
-            if self._token_index is not None:
-                mask = torch.zeros_like(ids, dtype=torch.bool)
-                for n, index in enumerate(self._token_index):
-                    mask[n, index] = True
-            example = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)[mask]
+            mask = self._token_mask
+            if mask is None or mask.shape != ids.shape:
+                mask = torch.ones_like(ids, dtype=torch.bool)
+            example, position = mask.nonzero(as_tuple=True)  # the real tokens' lookups
             n_rows = target.module.weight.shape[0]
-            projector.add_rows(out, weight_name, delta[mask].float(), ids[mask], example, delta.shape[-1], n_rows)
+            rows = delta[example, position].float()
+            projector.add_rows(out, weight_name, rows, ids[example, position], example, delta.shape[-1], n_rows)
         elif self._closed_form.get(type(target.module), True) and self._project_norm(target, x, delta, out):
             return
         else:
@@ -354,7 +368,9 @@ class GradientCollector:
         n, width = delta.shape[0], delta.shape[-1]
         tokens = self._token_mask
         if tokens is None or tokens.shape != delta.shape[:2]:
-            tokens = torch.ones(delta.reshape(n, -1, width).shape[:2], dtype=torch.bool, device=delta.device)
+            tokens = torch.ones(delta.reshape(n, -1, width).shape[:2], device=delta.device)
+        else:
+            tokens = self._mask_as_weights()
         grads = _norm_grads(target.module, x, delta, tokens)
         if grads is None or set(grads) != set(target.param_names):
             self._closed_form[type(target.module)] = False

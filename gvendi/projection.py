@@ -267,7 +267,8 @@ class FactoredSketchProjector(CountSketchProjector):
 
     # the folds -------------------------------------------------------------------------------------------------
     def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple:
-        """The fold of one side of a matrix: ``(bucket_of, sign_of, offsets)``.
+        """The fold of one side of a matrix: ``(bucket_of, sign_of, pieces)``, ``pieces`` being the contiguous runs
+        ``(start, bucket, count, signs)`` that :meth:`fold_side` multiply-adds.
 
         Entry ``i`` of block ``b = i // fold`` (contiguous blocks of ``fold`` entries) goes to bucket
         ``(i mod fold + offsets[b]) mod fold`` with a seeded random sign: each block is rotated by its own seeded
@@ -286,7 +287,14 @@ class FactoredSketchProjector(CountSketchProjector):
         blocks = torch.arange(-(-size // self.fold), device=device, dtype=torch.int64)
         offsets = _mix_index(blocks, self.salt(owner, f"fold-offset-{role}")) % self.fold
         bucket_of = (index % self.fold + offsets[index // self.fold]) % self.fold
-        folds = (bucket_of, sign_of, offsets.tolist())
+        pieces = []
+        for block, offset in enumerate(offsets.tolist()):  # block entry j goes to bucket (j + offset) mod fold
+            start, length = block * self.fold, min(self.fold, size - block * self.fold)
+            head = min(length, self.fold - offset)  # entries before the rotation wraps around
+            for src, dst, count in ((start, offset, head), (start + head, 0, length - head)):
+                if count > 0:
+                    pieces.append((src, dst, count, sign_of[src : src + count]))
+        folds = (bucket_of, sign_of, pieces)
         self._folds[key] = folds
         return folds
 
@@ -320,25 +328,19 @@ class FactoredSketchProjector(CountSketchProjector):
         size, fold = values.shape[-1], self.fold
         if size <= fold:
             return values
-        bucket_of, sign_of, offsets = self._side(param_name, role, size, values.device)
+        bucket_of, sign_of, pieces = self._side(param_name, role, size, values.device)
         values = values.float()
-        if len(offsets) > 16:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
+        if size > 16 * fold:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
             flat = values.reshape(-1, size)
             folded = torch.zeros(flat.shape[0], 2 * fold, device=values.device, dtype=values.dtype)
             folded.index_add_(1, bucket_of + fold * (sign_of < 0), flat)  # negative signs in the upper half
             return (folded[:, :fold] - folded[:, fold:]).view(*values.shape[:-1], fold)
         folded = torch.empty(*values.shape[:-1], fold, device=values.device, dtype=values.dtype)
-        for block, offset in enumerate(offsets):  # block entry j goes to bucket (j + offset) mod fold
-            start = block * fold
-            length = min(fold, size - start)
-            for src, dst, count in ((0, offset, min(length, fold - offset)), (fold - offset, 0, length - (fold - offset))):
-                if count <= 0:
-                    continue
-                piece, signs = values[..., start + src : start + src + count], sign_of[start + src : start + src + count]
-                if block == 0:
-                    torch.mul(piece, signs, out=folded[..., dst : dst + count])
-                else:
-                    folded[..., dst : dst + count].addcmul_(piece, signs)
+        for src, dst, count, signs in pieces:  # the first block's pieces cover every bucket once
+            if src < fold:
+                torch.mul(values[..., src : src + count], signs, out=folded[..., dst : dst + count])
+            else:
+                folded[..., dst : dst + count].addcmul_(values[..., src : src + count], signs)
         return folded
 
     def _fold_columns(
