@@ -219,6 +219,10 @@ class FactoredSketchProjector(CountSketchProjector):
     #: the token axis of the folded factors is zero-padded to a multiple of this, so the product GEMM sees a few
     #: shapes (oneDNN builds a kernel per new shape: 4× the cost of the product itself on a CPU)
     token_multiple = 32
+    #: sides of at most this many blocks of ``fold`` entries are folded by slice multiply-adds, longer ones by one
+    #: index-add (which reads each entry once instead of issuing two operations per block)
+    slice_blocks = 16
+
     def __init__(
         self,
         dim: int,
@@ -239,7 +243,7 @@ class FactoredSketchProjector(CountSketchProjector):
         self.fold = fold
         self.product_dtype = product_dtype
         self.queue_bytes = queue_bytes
-        self._folds: dict[tuple[str, str, int, torch.device], tuple] = {}  # (bucket_of, sign_of, block offsets)
+        self._folds: dict[tuple[str, str, int, torch.device], tuple] = {}  # (bucket_of, sign_of, pieces) by side
         self._tables: dict[tuple, torch.Tensor] = {}  # concatenated bucket tables of a batch's queue, by layout
         self._open: torch.Tensor | None = None  # the output of the batch being queued
         # the open batch's queued values, side by side in a staging buffer kept across batches (a fresh buffer per
@@ -268,7 +272,8 @@ class FactoredSketchProjector(CountSketchProjector):
     # the folds -------------------------------------------------------------------------------------------------
     def _side(self, param_name: str, role: str, size: int, device: torch.device) -> tuple:
         """The fold of one side of a matrix: ``(bucket_of, sign_of, pieces)``, ``pieces`` being the contiguous runs
-        ``(start, bucket, count, signs)`` that :meth:`fold_side` multiply-adds.
+        ``(start, bucket, count, signs)`` that :meth:`fold_side` multiply-adds (``None`` past :attr:`slice_blocks`
+        blocks, where it index-adds instead).
 
         Entry ``i`` of block ``b = i // fold`` (contiguous blocks of ``fold`` entries) goes to bucket
         ``(i mod fold + offsets[b]) mod fold`` with a seeded random sign: each block is rotated by its own seeded
@@ -287,8 +292,8 @@ class FactoredSketchProjector(CountSketchProjector):
         blocks = torch.arange(-(-size // self.fold), device=device, dtype=torch.int64)
         offsets = _mix_index(blocks, self.salt(owner, f"fold-offset-{role}")) % self.fold
         bucket_of = (index % self.fold + offsets[index // self.fold]) % self.fold
-        pieces = []
-        for block, offset in enumerate(offsets.tolist()):  # block entry j goes to bucket (j + offset) mod fold
+        pieces = [] if len(offsets) <= self.slice_blocks else None
+        for block, offset in enumerate(offsets.tolist() if pieces is not None else ()):  # block entry j goes to bucket (j + offset) mod fold
             start, length = block * self.fold, min(self.fold, size - block * self.fold)
             head = min(length, self.fold - offset)  # entries before the rotation wraps around
             for src, dst, count in ((start, offset, head), (start + head, 0, length - head)):
@@ -330,7 +335,7 @@ class FactoredSketchProjector(CountSketchProjector):
             return values
         bucket_of, sign_of, pieces = self._side(param_name, role, size, values.device)
         values = values.float()
-        if size > 16 * fold:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
+        if pieces is None:  # many blocks (a vocabulary): one index-add reads each entry once, copies nothing
             flat = values.reshape(-1, size)
             folded = torch.zeros(flat.shape[0], 2 * fold, device=values.device, dtype=values.dtype)
             folded.index_add_(1, bucket_of + fold * (sign_of < 0), flat)  # negative signs in the upper half
