@@ -44,6 +44,9 @@ def main(output_dir: str, batch_size: int) -> None:
         callbacks=[callback],
     )
     trainer.train()
+    if torch.distributed.is_initialized():  # tear gloo down before exit (left to the interpreter, it can abort)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -328,14 +328,6 @@ def test_constructor_errors():
 
 
 # distributed ------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_match_one(tmp_path):
     """torchrun with 2 CPU processes (gloo) gives the cumulative G-Vendi of 1 process on the same data."""
     script = HERE / "callback_ddp_script.py"
@@ -353,10 +345,9 @@ def test_two_processes_match_one(tmp_path):
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--standalone",  # the rendezvous store binds a port the OS picks: no race for a "free" port
             "--nproc_per_node",
             "2",
-            "--master_port",
-            str(_free_port()),
             str(script),
             str(tmp_path / "two"),
             "4",
