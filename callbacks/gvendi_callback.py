@@ -603,28 +603,7 @@ class GVendiCallback(TrainerCallback):
         local, self._pending = self._pending, {}
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if distributed and torch.distributed.get_world_size() > 1:
-            gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, sorted(local))
-            names = sorted(set().union(*map(set, gathered)))
-            if not names:
-                return
-            device = torch.device("cpu")
-            if torch.distributed.get_backend() == "nccl":
-                device = torch.device("cuda", torch.cuda.current_device())
-            # [S, k·k + 1]: each stage's second moment and count, summed over ranks in one call
-            packed = torch.zeros(len(names), self.dim * self.dim + 1, dtype=torch.float64, device=device)
-            for i, name in enumerate(names):
-                if name in local:
-                    packed[i, :-1] = local[name].second_moment.reshape(-1).to(device)
-                    packed[i, -1] = local[name].count
-            torch.distributed.all_reduce(packed)
-            packed = packed.cpu()
-            deltas = {}
-            for i, name in enumerate(names):
-                delta = VendiAccumulator(self.dim)
-                delta.second_moment.copy_(packed[i, :-1].view(self.dim, self.dim))
-                delta.count = int(round(float(packed[i, -1])))
-                deltas[name] = delta
+            deltas = self._merge_ranks(local)
         else:
             deltas = local
         for name, delta in deltas.items():
@@ -636,6 +615,57 @@ class GVendiCallback(TrainerCallback):
             self._epoch.merge(delta)
             self._stages.setdefault(name, VendiAccumulator(self.dim)).merge(delta)
             self._window_stages.add(name)
+
+    def _merge_ranks(self, local: dict[str, VendiAccumulator]) -> dict[str, VendiAccumulator]:
+        """Every rank's pending accumulators, summed by stage over ranks (collectives on every rank).
+
+        A stage with at most ``dim`` rows over all ranks travels as its rows (one all-gather), so the merged windows
+        stay in row form and are scored from their small Gram matrix, exactly as in one process; larger stages
+        travel as ``k×k`` second moments (one all-reduce)."""
+        held = {name: (acc.count, acc.unit_rows() is not None) for name, acc in local.items()}
+        gathered: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, held)
+        names = sorted(set().union(*map(set, gathered)))
+        device = torch.device("cpu")
+        if torch.distributed.get_backend() == "nccl":
+            device = torch.device("cuda", torch.cuda.current_device())
+        counts = {name: [rank.get(name, (0, True))[0] for rank in gathered] for name in names}
+        as_rows = [
+            name
+            for name in names
+            if sum(counts[name]) <= self.dim and all(rank.get(name, (0, True))[1] for rank in gathered)
+        ]
+        as_moments = [name for name in names if name not in as_rows]
+        deltas: dict[str, VendiAccumulator] = {}
+        if as_rows:  # [S, most rows on a rank, k], zero-padded; each rank's own rows taken back by its count
+            longest = max(max(counts[name]) for name in as_rows)
+            packed = torch.zeros(len(as_rows), longest, self.dim, dtype=torch.float64, device=device)
+            for i, name in enumerate(as_rows):
+                if name in local:
+                    rows = local[name].unit_rows()
+                    packed[i, : rows.shape[0]] = rows.to(device)
+            everyone = [torch.empty_like(packed) for _ in gathered]
+            torch.distributed.all_gather(everyone, packed)
+            everyone = [tensor.cpu() for tensor in everyone]
+            for i, name in enumerate(as_rows):
+                delta = VendiAccumulator(self.dim, normalize=False)
+                for rank, tensor in enumerate(everyone):
+                    delta.update(tensor[i, : counts[name][rank]])
+                deltas[name] = delta
+        if as_moments:  # [S, k·k + 1]: each stage's second moment and count, summed over ranks in one call
+            packed = torch.zeros(len(as_moments), self.dim * self.dim + 1, dtype=torch.float64, device=device)
+            for i, name in enumerate(as_moments):
+                if name in local:
+                    packed[i, :-1] = local[name].second_moment.reshape(-1).to(device)
+                    packed[i, -1] = local[name].count
+            torch.distributed.all_reduce(packed)
+            packed = packed.cpu()
+            for i, name in enumerate(as_moments):
+                delta = VendiAccumulator(self.dim)
+                delta.second_moment.copy_(packed[i, :-1].view(self.dim, self.dim))
+                delta.count = int(round(float(packed[i, -1])))
+                deltas[name] = delta
+        return deltas
 
     # logging, files --------------------------------------------------------------------------------------------
     def _value(self, accumulator: VendiAccumulator) -> float | None:

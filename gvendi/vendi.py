@@ -259,6 +259,14 @@ class VendiAccumulator:
         self.count += other.count
         return self
 
+    def unit_rows(self) -> torch.Tensor | None:
+        """The accumulated unit rows ``[count, k]`` while they are kept (up to ``dim`` rows), else ``None``."""
+        if self._moment is not None:
+            return None
+        if not self._rows:
+            return torch.zeros(0, self.dim, dtype=torch.float64, device=self.device)
+        return torch.cat(self._rows) if len(self._rows) > 1 else self._rows[0]
+
     def same_state(self, other: VendiAccumulator) -> bool:
         """Whether both accumulators hold exactly the same rows (the same count and bitwise-equal state)."""
         if self.count != other.count or (self._moment is None) != (other._moment is None):

@@ -18,7 +18,7 @@ os.environ.setdefault("GVENDI_DISABLE_PROGRESS_BAR", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def main(output_dir: str, batch_size: int) -> None:
+def main(output_dir: str, batch_size: int, dim: int) -> None:
     import torch
     from callback_helpers import PadCollator, encode, import_callbacks, model, templated_rows, tokenizer, training_args
     from datasets import Dataset
@@ -30,7 +30,7 @@ def main(output_dir: str, batch_size: int) -> None:
     rows = templated_rows(4, words=range(60, 90), template=1, stage="c")
     rows += templated_rows(36, words=range(10, 60), template=0, stage="a")
     rows += templated_rows(40, words=range(100, 200), template=3, stage="b")
-    callback = GVendiCallback(dim=64, stage_column="stage")
+    callback = GVendiCallback(dim=dim, stage_column="stage")
     distributed = (
         {"ddp_backend": "gloo", "ddp_find_unused_parameters": False}
         if int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -50,4 +50,4 @@ def main(output_dir: str, batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 64)

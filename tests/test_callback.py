@@ -328,8 +328,10 @@ def test_constructor_errors():
 
 
 # distributed ------------------------------------------------------------------------------------------------
-def test_two_processes_match_one(tmp_path):
-    """torchrun with 2 CPU processes (gloo) gives the cumulative G-Vendi of 1 process on the same data."""
+@pytest.mark.parametrize("dim", [64, 16])
+def test_two_processes_match_one(tmp_path, dim):
+    """torchrun with 2 CPU processes (gloo) gives the G-Vendi values of 1 process on the same data. With ``dim=64``
+    every synced stage travels between ranks as rows; with ``dim=16`` stages past 16 rows travel as moments."""
     script = HERE / "callback_ddp_script.py"
     env = {
         **os.environ,
@@ -337,7 +339,11 @@ def test_two_processes_match_one(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     single = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "one"), "8"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), str(tmp_path / "one"), "8", str(dim)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert single.returncode == 0, single.stderr[-3000:]
     double = subprocess.run(
@@ -351,6 +357,7 @@ def test_two_processes_match_one(tmp_path):
             str(script),
             str(tmp_path / "two"),
             "4",
+            str(dim),
         ],
         env=env,
         capture_output=True,
@@ -367,3 +374,6 @@ def test_two_processes_match_one(tmp_path):
             one["final"]["stages"][name]["gvendi"], rel=1e-6
         )
     assert [p["examples"] for p in two["points"]] == [p["examples"] for p in one["points"]]
+    for mine, theirs in zip(two["points"], one["points"]):
+        for key in ("window", "cumulative"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-6), (key, mine["step"])

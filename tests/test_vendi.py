@@ -111,6 +111,19 @@ def test_rows_kept_until_dim_then_second_moment():
     assert kept.score().value == pytest.approx(1.0)  # the kept rows do not alias the caller's tensor
 
 
+def test_unit_rows_while_kept():
+    """``unit_rows`` hands out the kept rows, unit-normalised, in arrival order, and ``None`` once the k×k state took
+    over (the Trainer callback ships small windows between ranks this way)."""
+    rows = np.random.default_rng(5).normal(size=(10, 8))
+    acc = VendiAccumulator(8)
+    assert acc.unit_rows().shape == (0, 8)
+    acc.update(rows[:3]).update(rows[3:6])
+    expected = rows[:6] / np.linalg.norm(rows[:6], axis=1, keepdims=True)
+    assert np.allclose(acc.unit_rows().numpy(), expected, atol=1e-15)
+    acc.update(rows[6:])  # 10 > 8 rows
+    assert acc.unit_rows() is None
+
+
 def test_result_carries_provenance():
     result = score(np.eye(3), provenance={"proxy": "tiny", "seed": 0})
     assert float(result) == pytest.approx(3.0)
