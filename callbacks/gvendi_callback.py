@@ -7,8 +7,9 @@ How the pieces fit (no Trainer event receives the batch, so the callback watches
   mask. The collector's hooks read the activations and output-gradients of the Trainer's own backward pass
   (``source="model"``); the batch is closed after that backward (``on_substep_end`` / ``on_step_end``).
 - Per-example rows go into per-stage :class:`gvendi.VendiAccumulator` s local to the rank. At every logging step,
-  epoch end, checkpoint and train end the ranks sum them with one ``all_reduce`` (exact: the states are sums), and
-  the window, cumulative, epoch and stage accumulators, identical on every rank, absorb the result.
+  epoch end, checkpoint and train end the ranks sum them (exact: the states are sums; small stages travel as rows,
+  large ones as second moments), and the window, cumulative, epoch and stage accumulators, identical on every rank,
+  absorb the result.
 - Columns the model does not take (``stage_column``, the text columns of ``source="proxy"``) would be dropped by the
   Trainer's ``remove_unused_columns``. The callback keeps them in the Trainer's signature columns and wraps the data
   collator: the wrapper pops them from each example, collates the rest with the user's collator and attaches them to
