@@ -292,13 +292,15 @@ class FactoredSketchProjector(CountSketchProjector):
         blocks = torch.arange(-(-size // self.fold), device=device, dtype=torch.int64)
         offsets = _mix_index(blocks, self.salt(owner, f"fold-offset-{role}")) % self.fold
         bucket_of = (index % self.fold + offsets[index // self.fold]) % self.fold
-        pieces = [] if len(offsets) <= self.slice_blocks else None
-        for block, offset in enumerate(offsets.tolist() if pieces is not None else ()):  # block entry j goes to bucket (j + offset) mod fold
-            start, length = block * self.fold, min(self.fold, size - block * self.fold)
-            head = min(length, self.fold - offset)  # entries before the rotation wraps around
-            for src, dst, count in ((start, offset, head), (start + head, 0, length - head)):
-                if count > 0:
-                    pieces.append((src, dst, count, sign_of[src : src + count]))
+        pieces = None
+        if len(offsets) <= self.slice_blocks:
+            pieces = []
+            for block, offset in enumerate(offsets.tolist()):  # block entry j goes to bucket (j + offset) mod fold
+                start, length = block * self.fold, min(self.fold, size - block * self.fold)
+                head = min(length, self.fold - offset)  # entries before the rotation wraps around
+                for src, dst, count in ((start, offset, head), (start + head, 0, length - head)):
+                    if count > 0:
+                        pieces.append((src, dst, count, sign_of[src : src + count]))
         folds = (bucket_of, sign_of, pieces)
         self._folds[key] = folds
         return folds
