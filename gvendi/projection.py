@@ -350,17 +350,15 @@ class FactoredSketchProjector(CountSketchProjector):
                 folded[..., dst : dst + count].addcmul_(values[..., src : src + count], signs)
         return folded
 
-    def _fold_columns(
-        self, right: torch.Tensor, weights: torch.Tensor | None, bias: bool, inverse: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Column fold of ``right`` [n,T,C] for the product (see :meth:`_for_product`), with the token ``weights``
-        appended as a last column when ``bias`` (a linear layer's bias is the weight of a constant input).
+    def _fold_columns(self, right: torch.Tensor, weights: torch.Tensor | None, bias: bool) -> torch.Tensor:
+        """Column fold of a layer input ``right`` [n,T,C] for the product (see :meth:`_for_product`), with the token
+        ``weights`` appended as a last column when ``bias`` (a linear layer's bias is the weight of a constant input).
         Computed once per input tensor within a batch (q/k/v share theirs)."""
-        key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype, bias, inverse is not None)
+        key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype, bias)
         cached = self._folded_inputs.get(key)
         if cached is not None:
             return cached[1]
-        result = self._for_product(self.fold_side("", "cols", right.float()), weights, bias, inverse)
+        result = self._for_product(self.fold_side("", "cols", right.float()), weights, bias)
         if self._open is not None:
             self._folded_inputs[key] = (right, result)  # holding `right` keeps its address from being reused
         return result
@@ -407,8 +405,9 @@ class FactoredSketchProjector(CountSketchProjector):
 
         The rounding to bfloat16 then does not depend on how the loss was normalised (batch size, gradient
         accumulation, number of processes), so the Trainer's features equal the featurizer's. Within a batch one
-        scale per example serves every layer (taken from the first output gradient seen), so the queued values
-        need no rescaling; :meth:`finalize` multiplies the norms back."""
+        scale per example serves every layer (taken from the first output gradient seen, after its fold: the fold
+        is linear, so it scales with the loss too), so the queued values need no rescaling; :meth:`finalize`
+        multiplies the norms back."""
         if self.dtype_on(delta.device) == torch.float32:
             return None
         if out is self._open and self._inverse is not None:
@@ -493,16 +492,22 @@ class FactoredSketchProjector(CountSketchProjector):
         adds the gradient ``Σ_t tokens·left`` of that vector (a linear layer's bias), folded like the rows."""
         if delta_side not in ("left", "right"):
             raise ValueError(f"delta_side must be 'left' or 'right' (got {delta_side!r}).")
-        inverse = self._inverse_scale(out, left if delta_side == "left" else right)
+        # the output gradient is folded first: its fold, which scales with the loss like the gradient itself, sets
+        # the batch's common scale (one pass over it, not two, which matters for a vocabulary-sized side)
+        if delta_side == "left":
+            folded_delta = self.fold_side(param_name, "rows", left.float())  # [n,T,a]
+        else:
+            folded_delta = self.fold_side("", "cols", right.float())  # [n,T,b]
+        inverse = self._inverse_scale(out, folded_delta)
         if inverse is not None:
             inverse = inverse.reshape(-1, 1, 1)
         weights = self._token_weights(tokens, *right.shape[:2])
-        folded_right = self._fold_columns(
-            right, weights, bias_name is not None, inverse if delta_side == "right" else None
-        )  # [n,T,b(+1)]
-        folded_left = self._for_product(
-            self.fold_side(param_name, "rows", left.float()), inverse=inverse if delta_side == "left" else None
-        )  # [n,T,a]
+        if delta_side == "left":
+            folded_right = self._fold_columns(right, weights, bias_name is not None)  # [n,T,b(+1)]
+            folded_left = self._for_product(folded_delta, inverse=inverse)  # [n,T,a]
+        else:  # an output gradient on the right is never shared with another layer: nothing to cache
+            folded_right = self._for_product(folded_delta, weights, bias_name is not None, inverse)
+            folded_left = self._for_product(self.fold_side(param_name, "rows", left.float()))
         cells = torch.bmm(folded_left.transpose(1, 2), folded_right)  # [n,a,b(+1)]: the folded gradient
         rows, cols = cells.shape[1], cells.shape[2] - (bias_name is not None)
         if out is self._open:  # stays at the batch's common scale until finalize

@@ -124,12 +124,17 @@ def test_factored_projection_equals_sketch_when_nothing_folds():
     assert _cosines(factored.featurize(records), sketch.featurize(records)).min() > 0.9999
 
 
-def test_factored_projection_on_gpt2_conv1d():
-    """Conv1D stores its weight transposed: the input is the row side there; LayerNorm in closed form."""
+def _tiny_gpt2():
+    """A 2-layer GPT-2 (Conv1D layers, LayerNorm with bias, learned positions), seeded, without dropout."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+
+
+def test_factored_projection_on_gpt2_conv1d():
+    """Conv1D stores its weight transposed: the input is the row side there; LayerNorm in closed form."""
+    model = _tiny_gpt2()
     projector = FactoredSketchProjector(96, fold=16)
     featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=96, projection=projector, batch_size=4, show_progress=False)
     records = _records(6, seed=6)
@@ -155,12 +160,13 @@ def test_factored_bfloat16_products_agree_with_float32():
     np.testing.assert_allclose(features[1], features[2], atol=1e-6)
 
 
-def test_factored_features_do_not_depend_on_the_loss_scale():
+@pytest.mark.parametrize("architecture", ["qwen2", "gpt2"])  # output gradient on the left (Linear) / right (Conv1D)
+def test_factored_features_do_not_depend_on_the_loss_scale(architecture):
     """The Trainer normalises the loss by batch size, accumulation steps and processes; a reduced-precision product
     rounds each example at its own scale, so the directions are unchanged and the magnitude follows the loss."""
     from gvendi.gradients import GradientCollector, per_example_loss
 
-    model = tiny_qwen(len(TOKENIZER))
+    model = tiny_qwen(len(TOKENIZER)) if architecture == "qwen2" else _tiny_gpt2()
     ids = torch.randint(0, len(TOKENIZER), (4, 11), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[1, 7:] = 0  # a padded example
@@ -182,10 +188,7 @@ def test_factored_features_do_not_depend_on_the_loss_scale():
 
 def test_gpt2_conv1d_layernorm_and_position_embeddings():
     """Another architecture: Conv1D layers, LayerNorm with bias (generic path), learned position embeddings."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    model = _tiny_gpt2()
     featurizer = GradientFeaturizer(model, tokenizer=TOKENIZER, dim=96, projection="dense", batch_size=4, show_progress=False)
     records = _records(6, seed=2)
     ours = featurizer.featurize(records)
