@@ -99,6 +99,18 @@ def _step_timer(durations: list[float]):
     return StepTimer()
 
 
+def _projection(spec: str, dim: int):
+    """A projection name, or ``factored:FOLD`` for the factored projection with another fold."""
+    name, _, fold = spec.partition(":")
+    if not fold:
+        return name
+    from gvendi.projection import FactoredSketchProjector
+
+    if name != "factored":
+        raise SystemExit(f"only 'factored' takes a fold (got {spec!r}); e.g. --projections factored factored:64")
+    return FactoredSketchProjector(dim, fold=int(fold))
+
+
 def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | None = None) -> tuple[tuple[float, float], dict]:
     """One training run; ``variant`` is ``(projection, every_n_steps)``, or None for the baseline. Step times are
     appended to ``steps`` when given (the timer runs last, after the callback's own step-end work)."""
@@ -108,7 +120,7 @@ def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | N
     callbacks = (
         []
         if variant is None
-        else [_callback_class()(dim=args.dim, projection=variant[0], every_n_steps=variant[1], save_plot=False)]
+        else [_callback_class()(dim=args.dim, projection=_projection(variant[0], args.dim), every_n_steps=variant[1], save_plot=False)]
     )
     timers = [] if steps is None else [_step_timer(steps)]
     with tempfile.TemporaryDirectory() as output_dir:
@@ -164,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--logging-steps", type=int, default=20)
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--projections", nargs="+", default=["factored", "sketch"], help="callback projections")
+    parser.add_argument(
+        "--projections", nargs="+", default=["factored", "sketch"],
+        help="callback projections; factored:FOLD for another fold (e.g. factored:64)",
+    )
     parser.add_argument("--every-n-steps", type=int, nargs="+", default=[1, 4], help="callback sampling rates")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
