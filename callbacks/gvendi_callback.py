@@ -630,11 +630,10 @@ class GVendiCallback(TrainerCallback):
         device = torch.device("cpu")
         if torch.distributed.get_backend() == "nccl":
             device = torch.device("cuda", torch.cuda.current_device())
-        counts = {name: [rank.get(name, (0, True))[0] for rank in gathered] for name in names}
+        held_by_rank = {name: [rank.get(name, (0, True)) for rank in gathered] for name in names}  # (count, as rows)
+        counts = {name: [count for count, _ in held_by_rank[name]] for name in names}
         as_rows = [
-            name
-            for name in names
-            if sum(counts[name]) <= self.dim and all(rank.get(name, (0, True))[1] for rank in gathered)
+            name for name in names if sum(counts[name]) <= self.dim and all(rows for _, rows in held_by_rank[name])
         ]
         as_moments = [name for name in names if name not in as_rows]
         deltas: dict[str, VendiAccumulator] = {}
@@ -662,10 +661,8 @@ class GVendiCallback(TrainerCallback):
             torch.distributed.all_reduce(packed)
             packed = packed.cpu()
             for i, name in enumerate(as_moments):
-                delta = VendiAccumulator(self.dim)
-                delta.second_moment.copy_(packed[i, :-1].view(self.dim, self.dim))
-                delta.count = int(round(float(packed[i, -1])))
-                deltas[name] = delta
+                moment, count = packed[i, :-1].view(self.dim, self.dim), round(float(packed[i, -1]))
+                deltas[name] = VendiAccumulator.from_state_dict({"dim": self.dim, "count": count, "second_moment": moment})
         return deltas
 
     # logging, files --------------------------------------------------------------------------------------------
