@@ -32,7 +32,7 @@ from transformers.data.data_collator import default_data_collator
 
 from gvendi import DEFAULT_PROXY, GradientCollector, VendiAccumulator, __version__, make_projector
 from gvendi.gradients import discover_targets
-from gvendi.projection import PROJECTIONS, Projector
+from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
 from gvendi.vendi import vendi_from_eigenvalues
 
 __all__ = ["CURVE_FILE", "PLOT_FILE", "STATE_FILE", "GVendiCallback"]
@@ -132,10 +132,10 @@ class GVendiCallback(TrainerCallback):
             featurizes the consumed examples' texts with a fixed proxy (paper-faithful and comparable across runs,
             one extra forward + backward of the proxy per example).
         dim (`int`, *optional*, defaults to 1024): projection dimension k (the paper's 1024).
-        projection (`str`, *optional*): ``"factored"`` (the default with ``source="model"``: a CountSketch taken
+        projection (`str`, *optional*): ``"factored"`` (the default, as ``gvendi score`` uses: a CountSketch taken
             through each layer's factors, so a layer's per-example gradient is never formed inside the training
-            step), ``"sketch"`` (the default with ``source="proxy"``, as ``gvendi score`` uses; with
-            ``source="model"`` a little more faithful and about twice the overhead) or ``"dense"`` (the paper's
+            step), ``"sketch"`` (a CountSketch of each layer's per-example gradient: about twice the overhead with
+            ``source="model"``, and slow at large vocabularies) or ``"dense"`` (the paper's
             dense Rademacher projection, slow); or a `Projector`, e.g. ``FactoredSketchProjector(1024, fold=64)``.
         seed (`int`, *optional*, defaults to 0): projection seed.
         q (`float`, *optional*, defaults to 1.0): order of the Vendi Score (1 is the paper's G-Vendi).
@@ -184,7 +184,7 @@ class GVendiCallback(TrainerCallback):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"GVendiCallback: dim must be an integer ≥ 1 (got {dim!r}); the paper uses 1024.")
         if projection is None:
-            projection = "factored" if source == "model" else "sketch"
+            projection = DEFAULT_PROJECTION
         if not isinstance(projection, Projector) and projection not in PROJECTIONS:
             raise ValueError(
                 f"GVendiCallback: projection must be one of {list(PROJECTIONS)} or a gvendi Projector (got "

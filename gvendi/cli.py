@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _add_featurizer_arguments(parser: argparse.ArgumentParser) -> None:
-    from .projection import PROJECTIONS
+    from .projection import DEFAULT_PROJECTION, PROJECTIONS
     from .proxy import DEFAULT_PROXY
 
     group = parser.add_argument_group("gradient features")
@@ -29,9 +29,10 @@ def _add_featurizer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dim", type=int, default=1024, help="projection dimension k (default 1024, as in the paper).")
     group.add_argument(
         "--projection",
-        default="sketch",
+        default=DEFAULT_PROJECTION,
         choices=list(PROJECTIONS),
-        help="'sketch' (default), 'factored' (fastest, a little noisier) or 'dense' (the paper's, slow).",
+        help="'factored' (default: fast at any width), 'sketch' (slow at large vocabularies) or 'dense' (the paper's, "
+        "slowest).",
     )
     group.add_argument("--seed", type=int, default=0, help="projection seed.")
     group.add_argument("--batch-size", type=int, default=8, help="examples per forward/backward pass.")

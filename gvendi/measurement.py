@@ -50,9 +50,9 @@ Args:
     proxy (`str`, *optional*, defaults to `"Qwen/Qwen2.5-0.5B-Instruct"`): Hub id, local folder, or `"tiny"` (the
         bundled offline demo proxy).
     dim (`int`, *optional*, defaults to 1024): projection dimension k.
-    projection (`str`, *optional*, defaults to `"sketch"`): `"sketch"` (fast per-layer CountSketch), `"factored"`
-        (CountSketch through each layer's factors: fastest, a little noisier) or `"dense"` (the paper's dense
-        Rademacher projection).
+    projection (`str`, *optional*, defaults to `"factored"`): `"factored"` (CountSketch through each layer's
+        factors: fast at any width), `"sketch"` (CountSketch of each layer's per-example gradient) or `"dense"` (the
+        paper's dense Rademacher projection, slow).
     seed (`int`, *optional*, defaults to 0): projection seed.
     q (`float`, *optional*, defaults to 1.0): order of the Vendi Score (1 = the paper's G-Vendi, `inf` = 1/λ_max).
     batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
@@ -144,7 +144,7 @@ class Gvendi(evaluate.Measurement):
         features: list[list[float]] | None = None,
         proxy: str = DEFAULT_PROXY,
         dim: int = 1024,
-        projection: str = "sketch",
+        projection: str = "factored",
         seed: int = 0,
         q: float = 1.0,
         batch_size: int = 8,

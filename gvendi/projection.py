@@ -6,11 +6,12 @@ from a stateful generator.
 
 Two projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by parameter and summed:
 
-- ``"sketch"`` (default): a CountSketch. Element ``j`` of parameter ``p`` adds ``s(j)·g_j`` to bucket ``h(j)``
+- ``"sketch"``: a CountSketch. Element ``j`` of parameter ``p`` adds ``s(j)·g_j`` to bucket ``h(j)``
   with ``s`` a random sign and ``h`` uniform over ``dim`` buckets. Inner products are preserved in expectation with
   the same variance as a dense Rademacher map (up to a term that vanishes for spread-out gradients), at the cost
   of one scatter-add per element instead of ``dim`` multiply-adds.
-- ``"factored"``: a CountSketch of each weight matrix taken through its Kronecker factors. A layer's per-example
+- ``"factored"`` (the default, :data:`DEFAULT_PROJECTION`): a CountSketch of each weight matrix taken through its
+  Kronecker factors. A layer's per-example
   gradient is ``Σ_t δ_t x_tᵀ``; folding ``δ_t`` and ``x_t`` with their own small CountSketches (to at most ``fold``
   signed buckets each) and summing the outer products gives ``S_out G S_inᵀ`` exactly, an ``a×b`` grid of cells that
   is then CountSketched into the ``dim`` buckets. The full ``out×in`` gradient is never formed: the per-token cost is
@@ -33,6 +34,7 @@ import torch
 from .utils import stable_seed
 
 __all__ = [
+    "DEFAULT_PROJECTION",
     "PROJECTIONS",
     "CountSketchProjector",
     "DenseProjector",
@@ -43,6 +45,10 @@ __all__ = [
 
 ProjectionName = Literal["sketch", "factored", "dense"]
 PROJECTIONS: tuple[str, ...] = ("sketch", "factored", "dense")
+#: the projection every door uses unless told otherwise: measured within 1% of a dense projection at the paper's proxy
+#: widths and at ~0.9× a plain forward+backward there (``benchmarks/results/projection_accuracy_real.md``,
+#: ``benchmarks/results/featurize_real.md``), where ``"sketch"`` pays for vocabulary × hidden elements per example
+DEFAULT_PROJECTION = "factored"
 
 _M32 = 0xFFFFFFFF
 
@@ -628,7 +634,7 @@ def make_projector(projection: str | Projector, dim: int, seed: int = 0) -> Proj
     if projection == "dense":
         return DenseProjector(dim, seed)
     raise ValueError(
-        f"unknown projection {projection!r}: choose 'sketch' (fast default, per-layer CountSketch), 'factored' "
-        "(CountSketch through each layer's Kronecker factors: fastest, a little noisier) or "
+        f"unknown projection {projection!r}: choose 'factored' (the default: CountSketch through each layer's "
+        "Kronecker factors), 'sketch' (CountSketch of each layer's per-example gradient) or "
         "'dense' (the paper's dense Rademacher projection, slow)."
     )

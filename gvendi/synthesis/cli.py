@@ -94,7 +94,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     proxy.add_argument("--proxy", default=S, help="featurizer proxy: 'tiny', a Hub id or a path (default: tiny)")
     proxy.add_argument("--proxy-revision", default=S)
     proxy.add_argument("--dim", type=int, default=S, help="feature dimension (default: 1024)")
-    proxy.add_argument("--projection", default=S, help="'sketch' (default) or 'dense'")
+    proxy.add_argument("--projection", default=S, help="'factored' (default), 'sketch' or 'dense'")
     proxy.add_argument("--proxy-seed", type=int, default=S)
     proxy.add_argument("--batch-size", type=int, default=S, help="featurizer batch size (default: 8)")
     proxy.add_argument("--device", default=S)

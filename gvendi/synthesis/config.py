@@ -100,7 +100,7 @@ class ProxyConfig:
     """``"tiny"`` (bundled), a Hub id or a local path."""
     revision: str | None = None
     """Hub revision; filled from the featurizer's provenance when left empty."""
-    projection: str = "sketch"
+    projection: str = "factored"
     """Projection kind passed to the featurizer."""
     dim: int = 1024
     """Feature dimension k."""
