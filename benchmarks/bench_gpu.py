@@ -4,7 +4,7 @@
     python benchmarks/bench_gpu.py --batch-size 32 --batches 20 --projection dense
 
 Builds the Qwen2.5-0.5B-Instruct architecture from its config values (no download; random weights), runs gvendi's
-default ``sketch`` projection (dim 1024) on random 512-token examples (128 prompt tokens masked), and reports
+default projection (dim 1024) on random 512-token examples (128 prompt tokens masked), and reports
 examples/s, tokens/s, peak GPU memory and the ratio to a plain bf16 forward+backward of the same batches. On a
 machine without CUDA it prints that it needs a GPU and exits 0. Writes benchmarks/results/gpu.json and gpu.md.
 """
@@ -20,20 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import torch  # noqa: E402
 
-# Qwen/Qwen2.5-0.5B-Instruct config.json values (494M parameters, tied embeddings)
-QWEN25_05B = dict(
-    vocab_size=151936,
-    hidden_size=896,
-    intermediate_size=4864,
-    num_hidden_layers=24,
-    num_attention_heads=14,
-    num_key_value_heads=2,
-    max_position_embeddings=32768,
-    rope_theta=1000000.0,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-)
-
+from gvendi.projection import DEFAULT_PROJECTION  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt", type=int, default=128, help="leading tokens masked from the loss.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=10, help="timed batches (after 2 warm-up batches).")
-    parser.add_argument("--projection", default="sketch", choices=["sketch", "dense"])
+    parser.add_argument("--projection", default=DEFAULT_PROJECTION, choices=["factored", "sketch", "dense"])
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--name", default="gpu")
     args = parser.parse_args(argv)
@@ -50,13 +37,12 @@ def main(argv=None) -> int:
         return 0
 
     from methods import plain_forward_backward, random_examples
-    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from gvendi import GradientFeaturizer
+    from gvendi.proxy import DEFAULT_PROXY_CONFIG, random_proxy_like_default
 
     device = torch.device("cuda")
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(**QWEN25_05B)).to(device=device, dtype=torch.bfloat16).eval()
+    model = random_proxy_like_default(seed=0, dtype=torch.bfloat16).to(device)
     tokenizer = _common.word_tokenizer(200)
     featurizer = GradientFeaturizer(
         model,
@@ -70,7 +56,7 @@ def main(argv=None) -> int:
         (args.batches + 2) * args.batch_size,
         length=args.length,
         prompt_length=args.prompt,
-        vocab=QWEN25_05B["vocab_size"],
+        vocab=DEFAULT_PROXY_CONFIG["vocab_size"],
         seed=1,
     )
     batches = [examples[i : i + args.batch_size] for i in range(0, len(examples), args.batch_size)]

@@ -1,10 +1,11 @@
 """Seeded, device-independent random projections of per-parameter gradients to ``dim`` features.
 
-Every random number is a function of ``(seed, parameter name, role, element index)`` computed with integer
-hashing, so the matrices are identical on CPU and GPU, for any batch size and thread count. Nothing is drawn
-from a stateful generator.
+Every random number is a function of ``(seed, parameter name, role, element index)``, so the matrices are identical
+on CPU and GPU, for any batch size and thread count. The sketches hash each index with integer arithmetic on the
+device; the dense matrix draws each fixed chunk of its rows from its own PCG64 stream (NumPy guarantees that raw
+stream on every platform and release).
 
-Two projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by parameter and summed:
+Three projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by parameter and summed:
 
 - ``"sketch"``: a CountSketch. Element ``j`` of parameter ``p`` adds ``s(j)·g_j`` to bucket ``h(j)``
   with ``s`` a random sign and ``h`` uniform over ``dim`` buckets. Inner products are preserved in expectation with
@@ -21,7 +22,7 @@ Two projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter by 
   map is ``"sketch"`` itself. Where the hardware multiplies bfloat16 natively the folds and their product are
   bfloat16 (accumulated in float32, each example at its own scale), which rounds cells by at most 2⁻⁹ relative.
 - ``"dense"``: the paper's projection. A dense Rademacher matrix with entries ``±1/√dim`` (TRAK's projector),
-  generated in bounded-memory chunks of rows.
+  generated in bounded-memory chunks of rows, once per batch and applied to all of its examples.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 
 from .utils import stable_seed
@@ -565,60 +567,91 @@ def _fast_bf16(device: torch.device) -> bool:
 class DenseProjector(Projector):
     """The paper's dense Rademacher projection, ``P ∈ {±1/√dim}^{dim×|θ|}``, generated in chunks of rows.
 
-    Entry ``(j, c)`` of a parameter's block is the sign of a hash of ``(seed, parameter, j, c)``. Chunks are cached
-    per device as int8 signs while their total stays under ``cache_elements`` entries (256 MB by default); beyond that they are regenerated per batch
-    (slow, bounded memory: this is the correctness reference, not the fast path).
+    Rows ``c·chunk … (c+1)·chunk`` of a parameter's block (one row per gradient element, ``chunk`` = 1,024) are the
+    bits of a PCG64 stream seeded by ``(seed, parameter, c)``; chunk boundaries are fixed, so the matrix does not depend
+    on how a caller slices the gradient. Each call generates the rows it needs once and applies them to every example
+    it is given, at about 300M entries/s on one CPU core; nothing is cached (memory stays bounded by ``block_rows``).
+    This is the paper-faithful reference, not the fast path: its cost is ``|θ|·dim`` per batch, whatever the batch.
     """
 
     name = "dense"
+    chunk = 1024
+    takes_factors = True  # a layer's gradient is formed a block of rows at a time, for all examples at once
 
-    def __init__(self, dim: int, seed: int = 0, *, chunk_rows: int = 8192, cache_elements: int = 1 << 28):
+    def __init__(self, dim: int, seed: int = 0, *, block_rows: int = 8192):
         super().__init__(dim, seed)
-        self.chunk_rows = chunk_rows
-        self.cache_elements = cache_elements
-        self._cache: dict[tuple[str, torch.device, int, int], torch.Tensor] = {}
-        self._cached = 0
+        self.block_rows = max(self.chunk, block_rows // self.chunk * self.chunk)
         self._scale = 1.0 / math.sqrt(dim)
+        self._words = (dim + 63) // 64  # 64-bit words per row
+
+    def _bits(self, param_name: str, chunks: np.ndarray) -> np.ndarray:
+        """Sign bits of whole chunks of rows: ``[len(chunks)·chunk, dim]`` uint8 in {0, 1}."""
+        salt = self.salt(param_name, "rademacher")
+        words = np.empty((len(chunks), self.chunk * self._words), dtype="<u8")
+        for i, c in enumerate(chunks.tolist()):
+            stream = np.random.PCG64(np.random.SeedSequence([salt & 0xFFFFFFFF, salt >> 32, int(c)]))
+            words[i] = stream.random_raw(words.shape[1])
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little")
+        return bits.reshape(-1, self._words * 64)[:, : self.dim]
+
+    def _rows(self, param_name: str, index: torch.Tensor) -> torch.Tensor:
+        """Sign bits (float32 0/1) of the matrix rows ``index`` [m], on ``index``'s device."""
+        flat = index.detach().to("cpu", torch.int64).numpy()
+        chunks, where = np.unique(flat // self.chunk, return_inverse=True)
+        bits = self._bits(param_name, chunks)
+        rows = bits.reshape(len(chunks), self.chunk, self.dim)[where.reshape(-1), flat % self.chunk]
+        return torch.from_numpy(rows).to(device=index.device, dtype=torch.float32)
+
+    def _range_rows(self, param_name: str, start: int, stop: int, device: torch.device) -> torch.Tensor:
+        """Sign bits (float32 0/1) of the contiguous rows ``start … stop``."""
+        first, last = start // self.chunk, (stop - 1) // self.chunk
+        bits = self._bits(param_name, np.arange(first, last + 1))[start - first * self.chunk : stop - first * self.chunk]
+        return torch.from_numpy(bits).to(device=device, dtype=torch.float32)
 
     def signs(self, param_name: str, index: torch.Tensor) -> torch.Tensor:
         """Rademacher rows ``[len(index), dim]`` (values ±1/√dim) for the given element indices."""
-        salt = self.salt(param_name, "rademacher")
-        row_hash = _mix_index(index, salt)[:, None]  # [m,1]
-        cols = torch.arange(self.dim, device=index.device, dtype=torch.int64)[None, :] * 0x9E3779B1 & _M32
-        bits = _hash32(row_hash ^ cols, salt >> 17) >> 15 & 1  # [m,k]
-        return (bits.to(torch.float32) * 2.0 - 1.0) * self._scale
+        return (self._rows(param_name, index) * 2.0 - 1.0) * self._scale
 
-    def _matrix(self, param_name: str, offset: int, size: int, device: torch.device) -> torch.Tensor:
-        key = (param_name, device, offset, size)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached.to(torch.float32) * self._scale  # cached as int8 signs: a quarter of the memory
-        index = torch.arange(offset, offset + size, device=device, dtype=torch.int64)
-        matrix = self.signs(param_name, index)
-        if self._cached + matrix.numel() <= self.cache_elements:
-            self._cache[key] = torch.sign(matrix).to(torch.int8)
-            self._cached += matrix.numel()
-        return matrix
+    def _apply(self, out: torch.Tensor, grads: torch.Tensor, bits: torch.Tensor) -> None:
+        # g·(2B − 1)/√k = (2·g·B − Σg)/√k: one GEMM on the 0/1 bits, no ±1 matrix formed
+        grads = grads.to(out.dtype)
+        out.add_((2.0 * (grads @ bits) - grads.sum(dim=1, keepdim=True)) * self._scale)
 
     def add_dense(self, out, param_name, grads, offset=0):
         m = grads.shape[1]
-        for start in range(0, m, self.chunk_rows):
-            stop = min(m, start + self.chunk_rows)
-            matrix = self._matrix(param_name, offset + start, stop - start, grads.device)
-            out.addmm_(grads[:, start:stop].to(out.dtype), matrix)  # [n,c]×[c,k] → [n,k]
+        for start in range(0, m, self.block_rows):
+            stop = min(m, start + self.block_rows)
+            self._apply(out, grads[:, start:stop], self._range_rows(param_name, offset + start, offset + stop, grads.device))
+
+    def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None, delta_side="left"):
+        """Forms ``G_n = Σ_t tokens·left ⊗ right`` a block of its rows at a time for every example (one batched GEMM
+        per block) and projects each block with rows generated once for the whole batch."""
+        if delta_side not in ("left", "right"):
+            raise ValueError(f"delta_side must be 'left' or 'right' (got {delta_side!r}).")
+        left, right = left.float(), right.float()
+        if tokens is not None:
+            left = left * tokens.to(left.dtype)[..., None]
+        n, n_rows, n_cols = left.shape[0], left.shape[-1], right.shape[-1]
+        if bias_name is not None:
+            self.add_dense(out, bias_name, left.sum(dim=1))
+        step = max(1, self.block_rows // n_cols)
+        for start in range(0, n_rows, step):
+            stop = min(n_rows, start + step)
+            block = torch.bmm(left[:, :, start:stop].transpose(1, 2), right)  # [n,r,T]×[n,T,C] → [n,r,C]
+            self.add_dense(out, param_name, block.reshape(n, -1), offset=start * n_cols)
 
     def add_rows(self, out, param_name, row_grads, rows, example, row_size, n_rows=None):
         unique_rows, inverse = torch.unique(rows, return_inverse=True)
         # per-example gradient restricted to the touched rows: [n, U, row_size]
         compact = torch.zeros(out.shape[0], unique_rows.numel(), row_size, device=out.device, dtype=out.dtype)
         compact.index_put_((example, inverse), row_grads.to(out.dtype), accumulate=True)
-        for start in range(0, unique_rows.numel(), max(1, self.chunk_rows // row_size)):
-            block = unique_rows[start : start + max(1, self.chunk_rows // row_size)]
-            cols = torch.arange(row_size, device=rows.device, dtype=torch.int64)
+        step = max(1, self.block_rows // row_size)
+        cols = torch.arange(row_size, device=rows.device, dtype=torch.int64)
+        for start in range(0, unique_rows.numel(), step):
+            block = unique_rows[start : start + step]
             index = (block.to(torch.int64)[:, None] * row_size + cols[None, :]).reshape(-1)
-            matrix = self.signs(param_name, index)  # [b·row_size, k]
             grads = compact[:, start : start + block.numel()].reshape(out.shape[0], -1)
-            out.addmm_(grads, matrix)
+            self._apply(out, grads, self._rows(param_name, index))
 
 
 def make_projector(projection: str | Projector, dim: int, seed: int = 0) -> Projector:

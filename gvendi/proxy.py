@@ -20,10 +20,34 @@ import torch
 
 from .utils import resolve_device
 
-__all__ = ["DEFAULT_PROXY", "EncodedExample", "LoadedProxy", "encode_chat", "encode_pair", "load_proxy"]
+__all__ = [
+    "DEFAULT_PROXY",
+    "DEFAULT_PROXY_CONFIG",
+    "EncodedExample",
+    "LoadedProxy",
+    "encode_chat",
+    "encode_pair",
+    "load_proxy",
+    "random_proxy_like_default",
+]
 
 DEFAULT_PROXY = "Qwen/Qwen2.5-0.5B-Instruct"
 IGNORE_INDEX = -100
+
+#: the architecture of :data:`DEFAULT_PROXY` (its ``config.json`` values: 494M parameters, tied embeddings), for
+#: building a randomly initialised model of the real shape offline (benchmarks, real-width tests)
+DEFAULT_PROXY_CONFIG = {
+    "vocab_size": 151_936,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1_000_000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+}
 
 
 @dataclass
@@ -231,3 +255,19 @@ def describe(loaded: LoadedProxy) -> dict[str, Any]:
 
 def dumps_config(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, default=str)
+
+
+def random_proxy_like_default(*, seed: int = 0, dtype: torch.dtype | None = None, **overrides: Any) -> torch.nn.Module:
+    """A randomly initialised Qwen2 with :data:`DEFAULT_PROXY_CONFIG`'s shape, in eval mode; nothing is downloaded.
+
+    ``overrides`` replace config values, e.g. ``num_hidden_layers=1`` for a CPU-sized model with the real widths and
+    vocabulary, or ``vocab_size=8192`` for an exact reference that must fit in memory.
+    """
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    unknown = set(overrides) - set(DEFAULT_PROXY_CONFIG)
+    if unknown:
+        raise TypeError(f"random_proxy_like_default: unknown config keys {sorted(unknown)}")
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(**{**DEFAULT_PROXY_CONFIG, **overrides}))
+    return (model if dtype is None else model.to(dtype)).eval()

@@ -96,20 +96,11 @@ def accuracy_records(diversity: str, n: int, seed: int = 0) -> list[dict[str, st
     return records
 
 
-#: the paper's proxy (Qwen2.5-0.5B-Instruct) widths: hidden, MLP, query heads, key-value heads, vocabulary
-REAL_WIDTHS = {"hidden": 896, "intermediate": 4864, "heads": 14, "kv_heads": 2, "vocab": 151_936}
-
-
 def real_width_qwen(*, layers: int = 1, vocab: int = 8192, seed: int = 0, max_positions: int = 1024):
     """A random Qwen2 with Qwen2.5-0.5B-Instruct's widths (hidden 896, MLP 4864, 14/2 heads, tied embeddings, q/k/v
-    biases) and ``layers`` layers; the vocabulary defaults to 8,192 (pass ``REAL_WIDTHS["vocab"]`` for the real one)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    biases) and ``layers`` layers; the vocabulary defaults to 8,192 (pass 151_936 for the real one)."""
+    from gvendi.proxy import random_proxy_like_default
 
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=vocab, hidden_size=REAL_WIDTHS["hidden"], intermediate_size=REAL_WIDTHS["intermediate"],
-        num_hidden_layers=layers, num_attention_heads=REAL_WIDTHS["heads"], num_key_value_heads=REAL_WIDTHS["kv_heads"],
-        tie_word_embeddings=True, max_position_embeddings=max_positions,
+    return random_proxy_like_default(
+        seed=seed, num_hidden_layers=layers, vocab_size=vocab, max_position_embeddings=max_positions
     )
-    return Qwen2ForCausalLM(config).eval()
