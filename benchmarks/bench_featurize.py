@@ -2,6 +2,7 @@
 
     python benchmarks/bench_featurize.py                       # full run (~15 min on 2 shared CPU cores)
     python benchmarks/bench_featurize.py --examples 32 --skip-accuracy   # quicker speed-only run
+    python benchmarks/bench_featurize.py --shape real          # the paper's proxy widths (~40 min on 2 CPU cores)
 
 Speed: CPU, 2 threads, a randomly initialised Qwen2 (hidden 256, 4 layers, vocab 8192, intermediate 1024, 4 heads /
 2 KV heads, tied embeddings; ~6.1M parameters), 256-token examples (64 prompt tokens masked), dim 1024, the same
@@ -25,6 +26,13 @@ tests/test_accuracy.py). Each method's G-Vendi (mean over seeds) is compared wit
 independently drawn dense Rademacher matrix (the paper's definition) and with the exact, unprojected value.
 
 Writes benchmarks/results/featurize.json and featurize.md.
+
+``--shape real``: the paper's proxy shape (Qwen2.5-0.5B-Instruct: hidden 896, MLP 4864, 14/2 heads, vocabulary
+151,936, tied embeddings; random weights, ``--layers`` of its 24 layers, 1 by default on a CPU), 128- and
+512-token examples, batches of 2. The default projection and the plain forward+backward run interleaved over
+``--rounds`` batches (order rotated); a frozen forward+backward (activation gradients only: the physical floor of any
+method that reads per-token layer inputs and output gradients) runs with them; ``sketch``, ``dense`` and bergson are
+timed on one batch each. Then the peak memory of one 4,096-token example. Writes featurize_real.{json,md}.
 """
 
 from __future__ import annotations
@@ -190,6 +198,181 @@ def speed(args) -> dict:
         "methods": rows,
         "bergson_note": bergson_note,
     }
+
+
+# speed at the paper's proxy shape ---------------------------------------------------------------------------------
+def frozen_forward_backward(model: torch.nn.Module, examples) -> None:
+    """Forward + backward with every weight frozen (only activation gradients flow): the floor under any method that
+    needs each layer's per-token output gradients."""
+    from methods import pad_batch
+
+    from gvendi.gradients import per_example_loss
+
+    ids, labels, mask = pad_batch(examples)
+    saved = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+            logits = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+            per_example_loss(logits, labels).sum().backward()
+    finally:
+        for p, flag in zip(model.parameters(), saved):
+            p.requires_grad_(flag)
+
+
+def _row(seconds: list[float], batch: int, length: int, plain: list[float] | float, memory: float | None, note: str):
+    per_batch = _common.median(seconds)
+    ratio = (
+        _common.median([t / p for t, p in zip(seconds, plain)]) if isinstance(plain, list) else per_batch / plain
+    )
+    return {
+        "examples_per_s": batch / per_batch,
+        "tokens_per_s": batch * length / per_batch,
+        "seconds_per_batch": per_batch,
+        "ratio_to_plain": ratio,
+        "peak_rss_delta_mb": memory,
+        "batches_timed": len(seconds),
+        "measured": note,
+    }
+
+
+def speed_real(args) -> dict:
+    from gvendi.projection import DEFAULT_PROJECTION
+    from gvendi.proxy import DEFAULT_PROXY_CONFIG, random_proxy_like_default
+
+    vocab = DEFAULT_PROXY_CONFIG["vocab_size"]
+    model = random_proxy_like_default(num_hidden_layers=args.layers, max_position_embeddings=8192)
+    tokenizer = _common.word_tokenizer(200)
+    n_params = sum(p.numel() for p in model.parameters())
+    batch_size = args.real_batch
+    ok, why_not = bergson_available()
+    results: dict = {}
+    for length in args.lengths:
+        prompt = length // 4
+        examples = random_examples(
+            batch_size * (args.rounds + 1), length=length, prompt_length=prompt, vocab=vocab, seed=length
+        )
+        batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
+        default = GvendiMethod(model, tokenizer, projection=DEFAULT_PROJECTION, dim=DIM).features
+        fast = {
+            "plain": lambda b: plain_forward_backward(model, b),
+            "frozen": lambda b: frozen_forward_backward(model, b),
+            f"gvendi_{DEFAULT_PROJECTION}": default,
+        }
+        for fn in fast.values():  # warm-up
+            fn(batches[0])
+        times = {key: [] for key in fast}
+        keys = list(fast)
+        for index, batch in enumerate(batches[1:]):
+            shift = index % len(keys)
+            for key in keys[shift:] + keys[:shift]:
+                times[key].append(_common.timed(lambda key=key, batch=batch, fast=fast: fast[key](batch))[0])
+            print(f"real {length} tokens, batch {index + 1}/{args.rounds}: "
+                  + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+        memory = {}
+        for key, fn in fast.items():
+            with _common.PeakRSS() as peak:
+                fn(batches[0])
+            memory[key] = peak.delta_mb
+        rows = {
+            key: _row(times[key], batch_size, length, times["plain"], memory[key],
+                      f"interleaved with plain over {args.rounds} batches, median of paired ratios")
+            for key in fast
+        }
+        plain_median = rows["plain"]["seconds_per_batch"]
+        slow: dict = {}
+        if length in args.slow_lengths:
+            slow["gvendi_sketch"] = GvendiMethod(model, tokenizer, projection="sketch", dim=DIM).features
+            slow["gvendi_dense"] = GvendiMethod(model, tokenizer, projection="dense", dim=DIM).features
+        if ok:
+            for rank in args.bergson_ranks:
+                slow[f"bergson_per_module_r{rank}"] = BergsonMethod(model, mode="per_module", dim=DIM, rank=rank).features
+        for key, fn in slow.items():
+            try:
+                if key.startswith("bergson"):
+                    fn(batches[0])  # warm-up: module discovery, projection matrices
+                with _common.PeakRSS() as peak:
+                    seconds, _ = _common.timed(lambda fn=fn, batch=batches[1]: fn(batch))
+                rows[key] = _row([seconds], batch_size, length, plain_median, peak.delta_mb,
+                                 "one batch, over the median plain batch time")
+                print(f"real {length} tokens: {key} {seconds:.1f}s", flush=True)
+            except Exception as err:  # noqa: BLE001
+                rows[key] = {"error": f"{type(err).__name__}: {err}"}
+        results[str(length)] = rows
+
+    long_memory = {}
+    if args.long_length:
+        (example,) = random_examples(1, length=args.long_length, prompt_length=args.long_length // 8, vocab=vocab, seed=7)
+        default = GvendiMethod(model, tokenizer, projection=DEFAULT_PROJECTION, dim=DIM).features
+        for key, fn in {"plain": lambda b: plain_forward_backward(model, b), f"gvendi_{DEFAULT_PROJECTION}": default}.items():
+            with _common.PeakRSS() as peak:
+                seconds, _ = _common.timed(lambda fn=fn: fn([example]))
+            long_memory[key] = {"seconds": seconds, "peak_rss_delta_mb": peak.delta_mb, "peak_rss_mb": peak.peak_mb}
+            print(f"{args.long_length} tokens: {key} {seconds:.1f}s, peak RSS +{peak.delta_mb:.0f} MB", flush=True)
+    return {
+        "model": {**{k: DEFAULT_PROXY_CONFIG[k] for k in ("vocab_size", "hidden_size", "intermediate_size")},
+                  "layers": args.layers, "parameters": n_params, "batch_size": batch_size, "dim": DIM},
+        "lengths": results,
+        "long_example": {"tokens": args.long_length, **long_memory},
+        "bergson_note": None if ok else f"bergson could not be imported: {why_not}",
+    }
+
+
+REAL_LABELS = {
+    "plain": "plain forward+backward",
+    "frozen": "frozen forward+backward (floor)",
+    "gvendi_factored": "**gvendi `factored` (default)**",
+    "gvendi_sketch": "gvendi `sketch`",
+    "gvendi_dense": "gvendi `dense` (paper-faithful)",
+    **{f"bergson_per_module_r{r}": f"bergson `per_module` rank {r} → 1024" for r in (8, 16, 32, 64, 128)},
+}
+
+
+def render_real(payload: dict) -> str:
+    machine, speed_payload = payload["machine"], payload["speed_real"]
+    m = speed_payload["model"]
+    header = ["tokens", "method", "examples/s", "tokens/s", "× plain fwd+bwd", "peak RSS Δ (MB)", "timed"]
+    rows = []
+    for length, methods_ in speed_payload["lengths"].items():
+        for key, label in REAL_LABELS.items():
+            r = methods_.get(key)
+            if r is None:
+                continue
+            if "error" in r:
+                rows.append([length, label, r["error"], "", "", "", ""])
+                continue
+            digits = 3 if r["examples_per_s"] < 1 else 2
+            rows.append([length, label, _fmt(r["examples_per_s"], digits), _fmt(r["tokens_per_s"], 0),
+                         _fmt(r["ratio_to_plain"]), _fmt(r["peak_rss_delta_mb"], 0), f"{r['batches_timed']} batch(es)"])
+    lines = [
+        "# Featurization at the paper's proxy shape (CPU)",
+        "",
+        f"Random Qwen2 with Qwen2.5-0.5B-Instruct's widths: hidden {m['hidden_size']}, MLP {m['intermediate_size']}, "
+        f"14/2 heads, vocabulary {m['vocab_size']:,} (tied), {m['layers']} of its 24 layers "
+        f"({m['parameters']:,} parameters); batches of {m['batch_size']}, a quarter of each example's tokens masked as "
+        f"prompt, dim {m['dim']}. CPU: {machine['cpu']}, {machine['torch_threads']} torch threads, "
+        f"OMP_WAIT_POLICY={machine['omp_wait_policy']}, load average at start {machine['load_average_1_5_15']} (shared "
+        f"machine); torch {machine['torch']}; {machine['date_utc']} UTC.",
+        "",
+        _common.markdown_table(header, rows),
+        "",
+        "- × plain fwd+bwd: interleaved rows give the median of per-batch paired ratios; one-batch rows their time over "
+        "the median plain batch time.",
+        "- The frozen forward+backward computes activation gradients only (no weight gradient): the floor of any method "
+        "that projects each layer's per-token inputs and output gradients.",
+        "- `sketch` forms each example's vocabulary × hidden LM-head gradient; `factored` never forms a per-example "
+        "matrix of any layer (embedding and LM head included).",
+    ]
+    long = speed_payload.get("long_example", {})
+    if long.get("tokens"):
+        cells = [f"{key}: {v['seconds']:.1f} s, peak RSS +{v['peak_rss_delta_mb']:,.0f} MB (process {v['peak_rss_mb']:,.0f} MB)"
+                 for key, v in long.items() if isinstance(v, dict)]
+        lines.append(f"- One {long['tokens']:,}-token example (batch 1): " + "; ".join(cells) + ".")
+    if speed_payload.get("bergson_note"):
+        lines.append(f"- {speed_payload['bergson_note']}")
+    lines.append("\nRe-run: `python benchmarks/bench_featurize.py --shape real`.")
+    return "\n".join(lines)
 
 
 # accuracy ----------------------------------------------------------------------------------------------------------
@@ -385,19 +568,34 @@ def main(argv=None) -> int:
         default=[16, 64],
         help="ranks of bergson's per-module projection to compare (comma-separated).",
     )
-    parser.add_argument("--name", default="featurize", help="results file name (without extension).")
+    parser.add_argument("--shape", choices=["toy", "real"], default="toy", help="toy widths, or the paper's proxy.")
+    parser.add_argument("--layers", type=int, default=1, help="--shape real: layers of the 24 (CPU: 1).")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512], help="--shape real: tokens per example.")
+    parser.add_argument("--slow-lengths", type=int, nargs="*", default=[128],
+                        help="--shape real: lengths at which sketch and dense (minutes per batch) are timed.")
+    parser.add_argument("--real-batch", type=int, default=2, help="--shape real: examples per batch.")
+    parser.add_argument("--long-length", type=int, default=4096, help="--shape real: tokens of the memory probe (0: skip).")
+    parser.add_argument("--name", default=None, help="results file name (default: featurize or featurize_real).")
     parser.add_argument("--render-only", action="store_true", help="rewrite results/<name>.md from its JSON file.")
     args = parser.parse_args(argv)
+    args.name = args.name or ("featurize_real" if args.shape == "real" else "featurize")
     if args.render_only:
         import json
 
         payload = json.loads((_common.RESULTS / f"{args.name}.json").read_text())
-        markdown = render(payload)
+        markdown = render_real(payload) if "speed_real" in payload else render(payload)
         (_common.RESULTS / f"{args.name}.md").write_text(markdown.rstrip() + "\n")
         print(markdown)
         return 0
     torch.set_num_threads(args.threads)
     payload = {"machine": _common.machine_info(args.threads), "started": time.time()}
+    if args.shape == "real":
+        payload["speed_real"] = speed_real(args)
+        payload["seconds"] = time.time() - payload.pop("started")
+        markdown = render_real(payload)
+        _common.write_results(args.name, payload, markdown)
+        print(markdown)
+        return 0
     if not args.skip_speed:
         payload["speed"] = speed(args)
     if not args.skip_accuracy:

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from gvendi.projection import DEFAULT_PROJECTION  # noqa: E402
 
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=512)

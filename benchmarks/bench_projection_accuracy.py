@@ -1,7 +1,15 @@
-"""Accuracy of the projections on the bundled tiny proxy (1M parameters) and the bundled math sample.
+"""Accuracy of the projections at the toy widths (the bundled tiny proxy) and at the paper's proxy widths.
 
-    python benchmarks/bench_projection_accuracy.py               # N = 256 mixed-template examples, dim 1024
+    python benchmarks/bench_projection_accuracy.py               # tiny proxy: N = 256 math-sample examples, dim 1024
     python benchmarks/bench_projection_accuracy.py --n 128 --draws 2
+    python benchmarks/bench_projection_accuracy.py --shape real  # hidden 896, MLP 4864: N = 256 (~30 min on 2 cores)
+
+``--shape real``: a random Qwen2 with Qwen2.5-0.5B-Instruct's widths (hidden 896, MLP 4864, 14/2 heads, q/k/v biases,
+tied embeddings), 1 layer, vocabulary 8,192, and the low- and high-diversity sets of ``tests/test_accuracy.py``. At
+this width a full per-example gradient has 22M entries, so the reference is the exact Gram matrix of the per-example
+gradients from token-level Gram matrices (``gvendi.exact``): it gives the exact G-Vendi, and exact draws of a dense
+Gaussian projection (mean of ``--draws``). gvendi's own ``dense`` projection (1 seed) checks that reference. Results
+go to ``benchmarks/results/projection_accuracy_real.{json,md}``.
 
 Exact per-example gradients of the real (trained) tiny proxy fit in memory at this size, so every projection can be
 compared with the paper's definition computed independently: the exact gradients times freshly drawn dense
@@ -71,15 +79,100 @@ def _dense_reference(grads, dim: int, draws: int, chunk: int = 1 << 16) -> list[
     return values
 
 
+def real_shape(args) -> int:
+    """The paper's proxy widths: exact Gram reference, simulated dense, gvendi's projections at several folds."""
+    import numpy as np
+
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _common import word_tokenizer
+    from utils import accuracy_records
+
+    from gvendi import GradientFeaturizer, score
+    from gvendi.exact import dense_projection_from_gram, exact_gradient_gram, exact_gvendi_from_gram
+    from gvendi.projection import DEFAULT_PROJECTION, FactoredSketchProjector
+    from gvendi.proxy import random_proxy_like_default
+
+    info = machine_info()
+    model = random_proxy_like_default(num_hidden_layers=1, vocab_size=8192, max_position_embeddings=1024)
+    tokenizer = word_tokenizer(200)
+    n_params = sum(p.numel() for p in model.parameters())
+    methods: dict[str, tuple[object, int]] = {"sketch": ("sketch", 1), "dense": ("dense", 1)}
+    methods.update({f"factored fold {f}": (f, args.seeds) for f in args.folds})
+    results = []
+    for diversity in ("low", "high"):
+        records = accuracy_records(diversity, args.n)
+        featurize = lambda projection, seed, records=records: GradientFeaturizer(  # noqa: E731
+            model, tokenizer=tokenizer, dim=args.dim, seed=seed, projection=projection, batch_size=32,
+            show_progress=False,
+        ).featurize(records)
+        examples = GradientFeaturizer(model, tokenizer=tokenizer, dim=args.dim, show_progress=False).encode(
+            {k: [r[k] for r in records] for k in records[0]}
+        )
+        gram = exact_gradient_gram(model, examples)
+        exact = exact_gvendi_from_gram(gram)
+        draws = [score(dense_projection_from_gram(gram, args.dim, seed=s)).value for s in range(args.draws)]
+        reference = float(np.mean(draws))
+        row = {"set": diversity, "n": len(records), "exact": exact, "simulated_dense": reference,
+               "simulated_dense_draws": draws}
+        for method, (spec, seeds) in methods.items():
+            values = []
+            for seed in range(seeds):
+                projection = FactoredSketchProjector(args.dim, seed, fold=spec) if isinstance(spec, int) else spec
+                values.append(score(featurize(projection, seed)).value)
+            row[method] = float(np.mean(values))
+            row[f"{method} seeds"] = values
+            row[f"{method} vs dense %"] = 100 * (row[method] / reference - 1)
+            row[f"{method} vs exact %"] = 100 * (row[method] / exact - 1)
+            print(f"{diversity}: {method} {row[method]:.2f} ({row[f'{method} vs dense %']:+.2f}% vs dense)", flush=True)
+        results.append(row)
+
+    default_fold = FactoredSketchProjector(args.dim).fold
+    header = ["set", "N", "exact", "dense (simulated)", *methods]
+    table = [
+        [r["set"], str(r["n"]), f"{r['exact']:.2f}", f"{r['simulated_dense']:.2f}",
+         *(f"{r[m]:.2f} ({r[f'{m} vs dense %']:+.2f}%)" for m in methods)]
+        for r in results
+    ]
+    markdown = "\n\n".join(
+        [
+            "# Projection accuracy at the paper's proxy widths",
+            f"A random Qwen2 with Qwen2.5-0.5B-Instruct's widths (hidden 896, MLP 4864, 14/2 heads, q/k/v biases, tied "
+            f"embeddings), 1 layer, vocabulary 8,192 ({n_params:,} parameters); the low- and high-diversity sets of "
+            f"`tests/test_accuracy.py`, N = {args.n}, dim {args.dim}. 'exact' is G-Vendi of the unprojected per-example "
+            f"gradients, from their exact Gram matrix (`gvendi.exact.exact_gradient_gram`); 'dense (simulated)' the "
+            f"mean of {args.draws} exact draws of a dense Gaussian projection of those gradients. Factored rows are "
+            f"means over {args.seeds} seeds, `sketch` and gvendi's `dense` one seed; in brackets, the difference from "
+            "'dense (simulated)'.",
+            markdown_table(header, table),
+            f"Every matrix side here is longer than 128 (hidden 896, MLP 4864, vocabulary 8,192), so every layer is "
+            f"folded. The default is `{DEFAULT_PROJECTION}` with fold {default_fold}.",
+            f"Machine: {info['cpu']}, torch {info['torch']}, {info['date_utc']} UTC. "
+            "Re-run: `python benchmarks/bench_projection_accuracy.py --shape real`.",
+        ]
+    )
+    print(markdown)
+    if not args.no_write:
+        write_results("projection_accuracy_real", {"settings": vars(args), "results": results, "machine": info},
+                      markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=["toy", "real"], default="toy")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--draws", type=int, default=4, help="independent dense reference draws")
+    parser.add_argument("--draws", type=int, default=None, help="dense reference draws (toy 4, real 8)")
     parser.add_argument("--seeds", type=int, default=3, help="gvendi projection seeds per method")
-    parser.add_argument("--folds", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="factored folds (toy 32 64 128, real 64 128 256)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    if args.shape == "real":
+        args.draws = args.draws or 8
+        args.folds = args.folds or [64, 128, 256]
+        return real_shape(args)
+    args.draws = args.draws or 4
+    args.folds = args.folds or [32, 64, 128]
 
     import numpy as np
     import torch
@@ -89,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info()
     base = GradientFeaturizer("tiny", dim=args.dim, show_progress=False)
-    methods: dict[str, object] = {"sketch": "sketch"}  # "dense" regenerates a 1G-entry matrix per batch here
+    methods: dict[str, object] = {"sketch": "sketch", "dense": "dense"}
     methods.update({f"factored fold {f}": f for f in args.folds})
     results = []
     for name, records in _sets(args.n).items():

@@ -75,9 +75,12 @@ def _run_score(args: argparse.Namespace) -> int:
     features = featurizer.featurize(table)
     result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data})
     seconds = time.perf_counter() - start
+    rate = featurizer.throughput
     if args.json:
-        print(json.dumps({**result.to_dict(), "seconds": round(seconds, 3)}))
+        print(json.dumps({**result.to_dict(), "seconds": round(seconds, 3), "tokens": rate.tokens,
+                          "examples_per_s": round(rate.examples_per_s, 3), "tokens_per_s": round(rate.tokens_per_s, 1)}))
     else:
+        print(f"featurized {rate.describe()}", file=sys.stderr)
         print(f"G-Vendi: {result.value:.4f}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
               f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)")
     return 0

@@ -102,7 +102,7 @@ def exact_gradient_gram(
                 grads: dict[str, torch.Tensor] = {}
                 handles = []
 
-                def forward_hook(module, inputs, output, name=None):
+                def forward_hook(module, inputs, output, name=None, chunk=chunk, captured=captured, grads=grads):
                     x, replaced = inputs[0].detach(), None
                     if isinstance(module, nn.Embedding) and output.shape[0] == 1 and len(chunk) > 1:
                         # a lookup shared by the batch (positions [1,T]): give each example its own output gradient
@@ -139,7 +139,7 @@ def exact_gradient_gram(
     onehot = torch.zeros(example_of.numel(), n, dtype=torch.float64, device=device)
     onehot[torch.arange(example_of.numel(), device=device), example_of] = 1.0
     gram = torch.zeros(n, n, dtype=torch.float64, device=device)
-    for name, name_uses in uses.items():
+    for name_uses in uses.values():
         finished = [use.finish() for use in name_uses.values()]
         for kind_a, ua, va in finished:
             for kind_b, ub, vb in finished:
@@ -148,7 +148,7 @@ def exact_gradient_gram(
                     rows = _row_gram((kind_a, ua[start:stop]), (kind_b, ub))  # [A, M]
                     cols = (va[start:stop] @ vb.T).double()  # [A, M]
                     gram += onehot[start:stop].T @ (rows * cols) @ onehot  # [N,A]×[A,M]×[M,N]
-    for name, rows_list in small.items():
+    for rows_list in small.values():
         rows = torch.cat(rows_list).double()  # [N, p] in run order
         gram += rows @ rows.T
     inverse = torch.empty(n, dtype=torch.int64)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +35,26 @@ def _rebuild(config: dict[str, Any], fingerprint: str) -> GradientFeaturizer:
         )
     kwargs = {k: v for k, v in config.items() if k not in {"proxy_object", "gvendi_version", "proxy_digest"}}
     return GradientFeaturizer(**kwargs)
+
+
+class Throughput(NamedTuple):
+    """What the last :meth:`GradientFeaturizer.featurize_encoded` call did: examples, tokens and seconds so far."""
+
+    examples: int
+    tokens: int
+    seconds: float
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+    def describe(self) -> str:
+        return (f"{self.examples:,} examples ({self.tokens:,} tokens) in {self.seconds:.1f} s: "
+                f"{self.examples_per_s:.2f} examples/s, {self.tokens_per_s:,.0f} tokens/s")
 
 
 class GradientFeaturizer:
@@ -118,6 +139,7 @@ class GradientFeaturizer:
         self.max_length = max_length
         self.batch_size = batch_size
         self.show_progress = show_progress
+        self.throughput: Throughput | None = None  # of the last featurize call
         if use_chat_template is None:
             use_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = use_chat_template
@@ -241,6 +263,7 @@ class GradientFeaturizer:
         """Features of already-encoded examples, (N, dim) float32 unit rows, in input order."""
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # less padding per batch
         out = np.zeros((len(examples), self.dim), dtype=np.float32)
+        began, tokens = time.perf_counter(), 0
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             feats = self._run_batch([examples[i] for i in chunk]).float()
@@ -250,7 +273,10 @@ class GradientFeaturizer:
                 row = chunk[int(bad.nonzero()[0, 0])]
                 raise ValueError(f"row {row}: its gradient is zero or not finite; check that example's completion.")
             out[chunk] = (feats / norms).cpu().numpy()
-            if progress is not None:
+            tokens += sum(len(examples[i].input_ids) for i in chunk)
+            self.throughput = Throughput(start + len(chunk), tokens, time.perf_counter() - began)
+            if progress is not None:  # tqdm shows examples/s and the ETA; tokens/s rides along
+                progress.set_postfix_str(f"{self.throughput.tokens_per_s:,.0f} tok/s", refresh=False)
                 progress.update(len(chunk))
         return out
 
