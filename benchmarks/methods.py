@@ -1,7 +1,7 @@
 """The featurization methods the benchmarks compare, each with ``features(examples) -> (n, dim)`` unit rows.
 
 - ``plain_forward_backward``: one ordinary forward + backward (weight gradients included), no projection: the limit.
-- ``GvendiMethod``: gvendi's `GradientFeaturizer` (``"sketch"``, the default, or ``"dense"``).
+- ``GvendiMethod``: gvendi's `GradientFeaturizer` (``"factored"``, the default, ``"sketch"`` or ``"dense"``).
 - ``PaperReference``: how the paper's released code computes features, written here from its description (SPEC §1):
   one example per forward/backward, the full-parameter ``.grad`` flattened in ``named_parameters()`` order, times a
   dense Rademacher matrix ±1/√k drawn from a seeded generator in row chunks (as TRAK's projector does on a GPU).
@@ -62,9 +62,9 @@ def plain_forward_backward(model: torch.nn.Module, examples: list[EncodedExample
 
 
 class GvendiMethod:
-    """gvendi's featurizer on an in-memory model (``projection="sketch"`` is the default)."""
+    """gvendi's featurizer on an in-memory model (its default projection unless told otherwise)."""
 
-    def __init__(self, model, tokenizer, *, projection: str = "sketch", dim: int = 1024, seed: int = 0):
+    def __init__(self, model, tokenizer, *, projection: str = "factored", dim: int = 1024, seed: int = 0):
         from gvendi import GradientFeaturizer
 
         self.featurizer = GradientFeaturizer(
