@@ -171,7 +171,10 @@ def cost_section() -> str:
 
 
 def _tables(name: str) -> str:
-    text = (RESULTS / f"{name}.md").read_text()
+    path = RESULTS / f"{name}.md"
+    if not path.is_file():
+        return f"(not measured yet: `benchmarks/results/{name}.md` does not exist)"
+    text = path.read_text()
     return "\n".join(line for line in text.splitlines() if line.startswith("|"))
 
 
