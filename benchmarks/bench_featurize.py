@@ -38,6 +38,7 @@ timed on one batch each. Then the peak memory of one 4,096-token example. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -311,6 +312,45 @@ def speed_real(args) -> dict:
     }
 
 
+def layer_scaling(args) -> dict:
+    """Seconds per batch of the default projection for models of the real shape with different depths, interleaved
+    batch by batch in one process (so the machine's load hits every depth alike): the per-layer increment and the
+    fixed part (embedding, LM head) that the 24-layer cost is extrapolated from."""
+    from gvendi.projection import DEFAULT_PROJECTION
+    from gvendi.proxy import DEFAULT_PROXY_CONFIG, random_proxy_like_default
+
+    tokenizer = _common.word_tokenizer(200)
+    methods = {
+        layers: GvendiMethod(
+            random_proxy_like_default(num_hidden_layers=layers, max_position_embeddings=8192), tokenizer,
+            projection=DEFAULT_PROJECTION, dim=DIM,
+        ).features
+        for layers in args.layer_scaling
+    }
+    out: dict = {}
+    for length in args.lengths:
+        examples = random_examples(args.real_batch * (args.rounds + 1), length=length, prompt_length=length // 4,
+                                   vocab=DEFAULT_PROXY_CONFIG["vocab_size"], seed=length)
+        batches = [examples[i : i + args.real_batch] for i in range(0, len(examples), args.real_batch)]
+        for fn in methods.values():
+            fn(batches[0])
+        times: dict = {layers: [] for layers in methods}
+        keys = list(methods)
+        for index, batch in enumerate(batches[1:]):
+            shift = index % len(keys)
+            for layers in keys[shift:] + keys[:shift]:
+                times[layers].append(_common.timed(lambda fn=methods[layers], batch=batch: fn(batch))[0])
+        medians = {layers: _common.median(v) / args.real_batch for layers, v in times.items()}
+        low, high = min(medians), max(medians)
+        per_layer = (medians[high] - medians[low]) / (high - low)
+        fixed = medians[low] - low * per_layer
+        out[str(length)] = {"seconds_per_example": {str(k): v for k, v in medians.items()}, "per_layer_s": per_layer,
+                            "fixed_s": fixed, "extrapolated_24_layers_s": fixed + 24 * per_layer}
+        print(f"{length} tokens: {medians}, per layer {per_layer:.3f}s, 24 layers {fixed + 24 * per_layer:.2f}s",
+              flush=True)
+    return out
+
+
 REAL_LABELS = {
     "plain": "plain forward+backward",
     "frozen": "frozen forward+backward (floor)",
@@ -567,13 +607,14 @@ def main(argv=None) -> int:
     parser.add_argument("--slow-lengths", type=int, nargs="*", default=[128],
                         help="--shape real: lengths at which sketch and dense (minutes per batch) are timed.")
     parser.add_argument("--real-batch", type=int, default=2, help="--shape real: examples per batch.")
+    parser.add_argument("--layer-scaling", type=int, nargs="*", default=None,
+                        help="--shape real: time the default at these depths only, interleaved (e.g. 1 3).")
     parser.add_argument("--long-length", type=int, default=4096, help="--shape real: tokens of the memory probe (0: skip).")
     parser.add_argument("--name", default=None, help="results file name (default: featurize or featurize_real).")
     parser.add_argument("--render-only", action="store_true", help="rewrite results/<name>.md from its JSON file.")
     args = parser.parse_args(argv)
     args.name = args.name or ("featurize_real" if args.shape == "real" else "featurize")
     if args.render_only:
-        import json
 
         payload = json.loads((_common.RESULTS / f"{args.name}.json").read_text())
         markdown = render_real(payload) if "speed_real" in payload else render(payload)
@@ -582,6 +623,26 @@ def main(argv=None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     payload = {"machine": _common.machine_info(args.threads), "started": time.time()}
+    if args.shape == "real" and args.layer_scaling:
+        payload["layer_scaling"] = layer_scaling(args)
+        payload["seconds"] = time.time() - payload.pop("started")
+        scaling = payload["layer_scaling"]
+        depths = list(next(iter(scaling.values()))["seconds_per_example"])
+        header = ["tokens", *(f"s/example, {d} layer(s)" for d in depths), "per layer", "fixed", "24 layers (extrapolated)"]
+        table = [[t, *(f"{r['seconds_per_example'][d]:.2f}" for d in depths), f"{r['per_layer_s']:.3f}",
+                  f"{r['fixed_s']:.2f}", f"{r['extrapolated_24_layers_s']:.1f}"] for t, r in scaling.items()]
+        markdown = "\n".join([
+            "# Cost per layer at the paper's proxy shape (CPU)", "",
+            f"The default projection on random Qwen2 models with Qwen2.5-0.5B-Instruct's widths and vocabulary at "
+            f"depths {', '.join(depths)}, interleaved batch by batch in one process (batches of {args.real_batch}, "
+            f"{args.rounds} batches, medians); {payload['machine']['cpu']}, {args.threads} threads, "
+            f"{payload['machine']['date_utc']} UTC. Re-run: `python benchmarks/bench_featurize.py --shape real "
+            f"--layer-scaling {' '.join(depths)} --name {args.name}`.", "",
+            _common.markdown_table(header, table),
+        ])
+        _common.write_results(args.name, payload, markdown)
+        print(markdown)
+        return 0
     if args.shape == "real":
         payload["speed_real"] = speed_real(args)
         payload["seconds"] = time.time() - payload.pop("started")

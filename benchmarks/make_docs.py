@@ -25,6 +25,7 @@ PAGE = DOCS / "benchmarks.md"
 ORDER = (
     "featurize_real",
     "featurize_real_2layers",
+    "featurize_real_layers",
     "projection_accuracy_real",
     "callback_overhead_real",
     "featurize",
@@ -129,24 +130,21 @@ def real_scale_summary() -> str:
 
 
 def cost_table() -> str:
-    """Hours to featurize 10k / 100k / 1M examples with the 24-layer proxy on this CPU, from the 1- and 2-layer runs."""
-    one, two = _load("featurize_real"), _load("featurize_real_2layers")
-    if not (one and two):
+    """Hours to featurize 10k / 100k / 1M examples with the 24-layer proxy on this CPU, extrapolated from depths timed
+    interleaved in one process (``featurize_real_layers``)."""
+    scaling = _load("featurize_real_layers")
+    if not scaling:
         return ""
     rows = []
-    for tokens, m1 in one["speed_real"]["lengths"].items():
-        m2 = two["speed_real"]["lengths"].get(tokens)
-        if not m2:
-            continue
-        t1, t2 = 1 / m1["gvendi_factored"]["examples_per_s"], 1 / m2["gvendi_factored"]["examples_per_s"]
-        per_layer = max(t2 - t1, 0.0)
-        fixed = t1 - per_layer
-        t24 = fixed + 24 * per_layer
-        rows.append([tokens, f"{t1:.2f}", f"{t2:.2f}", f"{t24:.1f}",
-                     *(f"{n * t24 / 3600:,.0f}" for n in (10_000, 100_000, 1_000_000))])
+    for tokens, r in scaling["layer_scaling"].items():
+        t24 = r["extrapolated_24_layers_s"]
+        depths = ", ".join(f"{d}: {s:.2f}" for d, s in r["seconds_per_example"].items())
+        rows.append([tokens, depths, f"{r['per_layer_s']:.3f}", f"{r['fixed_s']:.2f}", f"{t24:.1f}",
+                     *(f"{n * t24 / 3600:,.1f}" for n in (10_000, 100_000, 1_000_000))])
     lines = [
-        "| tokens per example | s/example, 1 layer | 2 layers | 24 layers (extrapolated) | 10k examples (h) | 100k (h) | 1M (h) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| tokens per example | s/example by depth | s per layer | fixed s (embedding, LM head) | 24 layers, s/example "
+        "| 10k examples (h) | 100k (h) | 1M (h) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines)
@@ -159,9 +157,10 @@ def cost_section() -> str:
     return "\n".join([
         "## What scoring costs with the paper's proxy (CPU)",
         "",
-        "Seconds per example of the default projection with the paper's widths and vocabulary, from the 1- and "
-        "2-layer runs below (each layer adds the same work; the embedding and LM head are the fixed part), "
-        "extrapolated linearly to the proxy's 24 layers, on this 2-core CPU. A GPU is the machine for more than a "
+        "Seconds per example of the default projection with the paper's widths and vocabulary at several depths, "
+        "timed interleaved in one process (`featurize_real_layers.json`; each layer adds the same work, the "
+        "embedding and LM head are the fixed part), extrapolated linearly to the proxy's 24 layers, on this "
+        "shared 2-core CPU (2 threads). A GPU is the machine for more than a "
         "few thousand examples (`benchmarks/bench_gpu.py`; not yet measured here). Use the default `factored` "
         "everywhere; `sketch` only to cross-check at small widths, `dense` only as the paper-faithful reference on "
         "small sets.",

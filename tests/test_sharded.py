@@ -99,7 +99,7 @@ def single(tmp_path_factory, data_file, proxy_dir):
     out = tmp_path_factory.mktemp("single")
     assert main(_args(data_file, out, proxy_dir)) == 0
     features, result = _result(out)
-    assert result["gvendi"] > 5, "degenerate features: the proxy or its tokenizer did not load as saved"
+    assert result["gvendi"] > 3, "degenerate features: the proxy or its tokenizer did not load as saved"  # exact: 5.4
     return features, result
 
 
