@@ -50,7 +50,15 @@ from .tasks import Task, get_task, load_seed_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "resume", "synthesize"]
+__all__ = ["EmptyRoundError", "RunResult", "resume", "synthesize"]
+
+
+class EmptyRoundError(RuntimeError):
+    """A round in which not one candidate could be parsed: the run produced nothing it was asked for.
+
+    ``gvendi synthesize`` exits 1 with this message; ``allow_empty_rounds=True`` (``--allow-empty-rounds``) lets such
+    a round pass instead.
+    """
 
 _SEED_MASK = 0x7FFFFFFF  # 31-bit sampling seeds: every server accepts them
 
@@ -282,6 +290,7 @@ class _Runner:
         pool_feats = self.featurize(pool)[0]
         kmeans, sparse = self._cluster(r, pool_feats, len(pool))
         candidates, generated = await self._generate(state, pool, kmeans.labels, sparse, generator)
+        self._check_parsed(state, len(candidates), generated)
         voted, n_solved = await self._solve_and_vote(state, candidates, solver)
         decontaminated = await self._decontaminate(state, voted, generator)
         deduplicated = self._deduplicate(state, decontaminated, pool)
@@ -317,6 +326,25 @@ class _Runner:
             },
         }
         return new_pool, stats
+
+    def _check_parsed(self, state: _RoundState, parsed: int, generated: int) -> None:
+        """Say on stderr when most candidates failed to parse; stop the run when none did (unless allowed)."""
+        if not generated or parsed * 2 >= generated:
+            return
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(state.drops.items()))
+        errors = [rec.get("error") for rec in state.records if rec.get("status") != "ok" and rec.get("error")]
+        example = f"; e.g. {max(set(errors), key=errors.count)[:200]}" if errors else ""
+        unusable = next((rec.get("text") for rec in state.records if rec.get("status") == "ok"), None)
+        sample = f"; one answer began {unusable[:120]!r}" if unusable and parsed == 0 else ""
+        if parsed == 0 and not self.config.allow_empty_rounds:
+            raise EmptyRoundError(
+                f"round {state.index}: none of the {generated} candidates asked for could be parsed ({reasons}"
+                f"{example}{sample}). The generator's answers are unusable: check the endpoint and model; the "
+                "request record is kept. Pass --allow-empty-rounds to let such a round pass."
+            )
+        logger.warning(
+            "round %d: only %d of %d candidates could be parsed (%s%s)", state.index, parsed, generated, reasons, example
+        )
 
     def _cluster(self, r: int, pool_feats: np.ndarray, pool_size: int):
         """Spherical k-means of the pool with K = max(min_clusters, round(k_ratio·|D|)), and its sparse clusters."""
