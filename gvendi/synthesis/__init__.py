@@ -22,7 +22,7 @@ from .backends import (
 from .config import EndpointConfig, ProxyConfig, SynthesisConfig
 from .filters import ExactDedupFilter, FilterStep, NearDedupFilter, NGramDecontaminationFilter, load_benchmark_texts
 from .loop import EmptyRoundError, RunResult, resume, synthesize
-from .store import RunStore, load_run, request_id
+from .store import RunFolderError, RunFolderLockedError, RunStore, load_run, request_id
 from .tasks import MathTask, NLITask, Task, get_task, load_seed_file
 
 __all__ = [
@@ -45,6 +45,8 @@ __all__ = [
     "NearDedupFilter",
     "OpenAIBackend",
     "ProxyConfig",
+    "RunFolderError",
+    "RunFolderLockedError",
     "RunResult",
     "RunStore",
     "SynthesisConfig",

@@ -142,6 +142,7 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
     if "allow_empty_rounds" in given:
         data["allow_empty_rounds"] = True
     generator = data.get("generator") or {}
+    old_url = generator.get("url")
     generator.update(_endpoint(given.get("generator"), given.get("backend"), given.get("model")))
     shared = {
         "concurrency": "max_concurrency",
@@ -164,6 +165,9 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
             "temperature": data.get("solver_temperature", 0.75),
         }
         solver.update(_endpoint(given.get("solver"), given.get("solver_backend"), given.get("solver_model")))
+        if "solver" not in given and old_url and solver.get("url") == old_url and generator.get("url") != old_url:
+            # the server moved: a solver that was the generator's server follows it (resume with a new --generator)
+            solver["url"] = generator["url"]
         _copy_given(
             given,
             solver,
@@ -202,14 +206,14 @@ def run_synthesize(args: argparse.Namespace) -> int:
     from .backends import EndpointError, EndpointUnreachableError
     from .config import SynthesisConfig
     from .loop import EmptyRoundError, synthesize
-    from .store import RunStore
+    from .store import RunFolderError, RunStore
 
     given = vars(args)
     try:
         if "resume" in given:
             if "out" in given and given["out"] != given["resume"]:
                 raise ValueError("pass either --resume RUN_DIR or --out RUN_DIR, not both with different folders.")
-            saved = RunStore(given["resume"]).read_config()
+            saved = RunStore(given["resume"], create=False).read_config()
             if saved is None:
                 raise ValueError(f"{given['resume']} has no config.json: there is no run to resume there.")
             data = _overrides(args, saved)
@@ -236,6 +240,9 @@ def run_synthesize(args: argparse.Namespace) -> int:
     except EmptyRoundError as exc:
         print(f"gvendi synthesize: {exc}", file=sys.stderr)
         return 1
+    except RunFolderError as exc:
+        print(f"gvendi synthesize: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         folder = given.get("resume") or given.get("out")
         print(

@@ -539,7 +539,7 @@ class _Runner:
                 revision = getattr(self.featurizer, "provenance", {}).get("proxy_revision")
                 if revision:
                     config.proxy.revision = revision
-            store.write_config(config.to_dict())
+                    store.write_config(config.to_dict())  # written once before, without the revision
             store.open_records()
 
             pool = store.read_pool(0)
@@ -605,6 +605,9 @@ def _prepare(config: SynthesisConfig, store: RunStore) -> SynthesisConfig:
         raise ValueError(f"seeds file {seeds_path} does not exist; pass a JSONL file with one example a line.")
     config.seeds_sha256 = _sha256_file(seeds_path)
     saved = store.read_config()
+    if saved is not None and not _holds_work(store):
+        # a run that stopped before its first request (a wrong URL, a wrong backend): nothing to keep consistent
+        saved = None
     if saved is not None:
         diffs = config_differences(saved, config.to_dict())
         if diffs:
@@ -625,6 +628,12 @@ def _prepare(config: SynthesisConfig, store: RunStore) -> SynthesisConfig:
     return config
 
 
+def _holds_work(store: RunStore) -> bool:
+    """Whether the folder holds anything a changed configuration would contradict: a request or a round."""
+    requests = store.requests_path
+    return (requests.exists() and requests.stat().st_size > 0) or (store.root / "rounds").exists()
+
+
 def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     """Run (or continue) Prismatic Synthesis into ``config.out``.
 
@@ -643,6 +652,10 @@ def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     Raises:
         ValueError: for a bad seeds file, a conflicting run folder, or bad benchmark sources.
         EndpointUnreachableError: when the generator or solver cannot be reached.
+        EndpointError: when an endpoint answers as no known server, is overloaded, or stalls.
+        EmptyRoundError: when no candidate of a round could be parsed (unless ``allow_empty_rounds``).
+        RunFolderError: when the run folder cannot be written or read (``RunFolderLockedError``: another process
+            is running it).
 
     Example:
         >>> from gvendi.synthesis import EndpointConfig, SynthesisConfig, synthesize
@@ -653,8 +666,14 @@ def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     if not isinstance(config, SynthesisConfig):
         raise TypeError(f"config must be a SynthesisConfig, got {type(config).__name__}.")
     store = RunStore(config.out)
-    config = _prepare(config, store)
-    return asyncio.run(_Runner(config, store, featurizer).run())
+    store.lock()
+    try:
+        config = _prepare(config, store)
+        # written before the proxy loads and the endpoints answer, so a run killed in its first second resumes
+        store.write_config(config.to_dict())
+        return asyncio.run(_Runner(config, store, featurizer).run())
+    finally:
+        store.unlock()
 
 
 def resume(run_dir: str | Path, *, featurizer: Any = None, **overrides: Any) -> RunResult:
@@ -666,7 +685,7 @@ def resume(run_dir: str | Path, *, featurizer: Any = None, **overrides: Any) -> 
         **overrides: settings that do not change the result (``show_progress``, endpoint ``timeout`` …); a
             setting that would change the result is refused with the differing keys.
     """
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, create=False)
     saved = store.read_config()
     if saved is None:
         raise ValueError(f"{run_dir} has no config.json, so there is no run to resume; start one with --out.")
