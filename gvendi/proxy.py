@@ -181,6 +181,13 @@ def _check_text(value: Any, field_name: str, row: int) -> str:
             f"row {row}: field {field_name!r} must be a string, got {type(value).__name__} ({str(value)[:60]!r}); "
             "convert it to text or drop the row."
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"row {row}: field {field_name!r} holds {value[err.start:err.end]!r} at character {err.start}, a lone "
+            "surrogate that is not valid Unicode text (a mis-decoded file?); fix or drop the row."
+        ) from None
     return value
 
 
@@ -212,6 +219,11 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> Encode
     messages = [dict(m) for m in messages]
     if not any(m.get("role") == "assistant" for m in messages):
         raise ValueError(f"row {row}: the conversation has no assistant turn, so there is no completion to score.")
+    if messages[0].get("role") == "assistant":
+        raise ValueError(
+            f"row {row}: messages[0] is an assistant turn with no prompt before it; start the conversation with a "
+            "user (or system) turn."
+        )
     full = _template(tokenizer, messages, add_generation_prompt=False)
     labels = [IGNORE_INDEX] * len(full)
     for i, message in enumerate(messages):

@@ -16,6 +16,7 @@ The value lies in ``[1, min(N, k)]``: one row scores 1, N identical rows score 1
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,12 +142,37 @@ def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
     return values.to_numpy(zero_copy_only=False).reshape(len(batch), width)
 
 
+def _has_complex(rows: Any) -> bool:
+    if isinstance(rows, (list, tuple)):
+        return any(_has_complex(item) for item in rows[:4096])
+    return isinstance(rows, (complex, np.complexfloating)) or (isinstance(rows, np.ndarray) and np.iscomplexobj(rows))
+
+
+def _list_kind(rows: Any) -> str:
+    """numpy's dtype kind of a list of rows ('U' when any cell is text), or '' when it is not rectangular."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(rows).dtype.kind
+    except (ValueError, TypeError):
+        return ""
+
+
+def _refuse_complex(is_complex: bool, row_offset: int) -> None:
+    if is_complex:
+        raise ValueError(
+            f"features from row {row_offset} on are complex numbers; G-Vendi needs real-valued rows (casting would "
+            "drop the imaginary part)."
+        )
+
+
 def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
     """Turn one batch (numpy, torch, list of rows, Arrow array/table column) into a float64 (n, d) array."""
     fast = _arrow_lists_to_numpy(batch) if hasattr(batch, "type") else None
     if fast is not None:
         return fast.astype(np.float64)
     if isinstance(batch, torch.Tensor):
+        _refuse_complex(batch.is_complex(), row_offset)
         array = batch.detach().to("cpu", torch.float64).numpy()
     else:
         if hasattr(batch, "to_numpy") and not isinstance(batch, np.ndarray):  # Arrow / pandas
@@ -156,6 +182,12 @@ def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
                 batch = batch.to_numpy()
         if isinstance(batch, np.ndarray) and batch.dtype == object:
             batch = list(batch)
+        _refuse_complex(np.iscomplexobj(batch) if isinstance(batch, np.ndarray) else _has_complex(batch), row_offset)
+        kind = batch.dtype.kind if isinstance(batch, np.ndarray) else _list_kind(batch)
+        if kind in ("U", "S"):
+            raise ValueError(
+                f"features from row {row_offset} on hold text, not numbers: pass numeric rows (an (N, dim) array)."
+            )
         try:
             array = np.asarray(batch, dtype=np.float64)
         except (ValueError, TypeError) as err:
@@ -251,6 +283,7 @@ class VendiAccumulator:
     def update(self, batch: Any) -> VendiAccumulator:
         """Add a batch of rows (numpy, torch, list of rows or an Arrow column) of shape (n, dim)."""
         if isinstance(batch, torch.Tensor):
+            _refuse_complex(batch.is_complex(), self.count)
             rows = batch.detach().to(self.device, torch.float64)
             if rows.ndim == 1:
                 rows = rows[None, :]
