@@ -357,6 +357,8 @@ class RunStore:
                     position += len(line)
             except OSError as exc:  # surfaced on the next append or flush
                 self._writer_error = exc
+            except Exception as exc:  # noqa: BLE001 - never leave flush() waiting on a dead writer
+                self._writer_error = OSError(f"{type(exc).__name__}: {exc}")
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
