@@ -15,7 +15,7 @@ Modes:
 A whole-server ``behaviour`` models a broken endpoint instead (issue 15's endpoint matrix): ``html`` (a 200 HTML
 page, as a web server or login portal answers), ``404`` (a JSON 404 on every route), ``garbage`` (random bytes with
 status 200), ``always429`` (every request overloaded), ``hang_after_probe`` (1-token probes answered, every other
-request stalls for ``timeout_delay``).
+request stalls for ``timeout_delay``), ``reject_after_probe`` (probes answered, every other request refused with 422).
 
 In a test::
 
@@ -212,7 +212,7 @@ class LoopbackTGIServer:
             ``hang_after_probe`` (see the module docstring).
     """
 
-    BEHAVIOURS = (None, "html", "404", "garbage", "always429", "hang_after_probe")
+    BEHAVIOURS = (None, "html", "404", "garbage", "always429", "hang_after_probe", "reject_after_probe")
 
     def __init__(
         self,
@@ -475,13 +475,15 @@ class LoopbackTGIServer:
             return web.Response(body=random.Random(len(body)).randbytes(256), content_type="application/octet-stream")
         if kind == "always429":
             return self._error("", 429, "Model is overloaded", "overloaded")
-        if kind == "hang_after_probe":
+        if kind in ("hang_after_probe", "reject_after_probe"):
             try:
                 payload = json.loads(body)
             except json.JSONDecodeError:
                 payload = {}
             tokens = (payload.get("parameters") or {}).get("max_new_tokens", payload.get("max_tokens"))
             probe = tokens == 1 and "ping" in json.dumps(payload.get("inputs", payload.get("messages", "")))
+            if not probe and kind == "reject_after_probe":
+                return self._error("", 422, "Input validation error: refused by the test server", "validation")
             if not probe:
                 await asyncio.sleep(self.timeout_delay)
             return None

@@ -292,6 +292,14 @@ class _Runner:
         candidates, generated = await self._generate(state, pool, kmeans.labels, sparse, generator)
         self._check_parsed(state, len(candidates), generated)
         voted, n_solved = await self._solve_and_vote(state, candidates, solver)
+        if candidates and state.drops.get("solver_failed", 0) == len(candidates) and not self.config.allow_empty_rounds:
+            errors = [rec.get("error") for rec in state.records if rec.get("stage") == "solve" and rec.get("error")]
+            example = f" (e.g. {max(set(errors), key=errors.count)[:200]})" if errors else ""
+            raise EmptyRoundError(
+                f"round {r}: every solver request failed for all {len(candidates)} candidates{example}: check the "
+                f"solver endpoint {solver.target}; the request record is kept. Pass --allow-empty-rounds to let such "
+                "a round pass."
+            )
         decontaminated = await self._decontaminate(state, voted, generator)
         deduplicated = self._deduplicate(state, decontaminated, pool)
         accepted, accepted_feats = self._keep_sparse(state, deduplicated, kmeans.centroids, sparse)

@@ -102,3 +102,10 @@ def test_round_with_nothing_parsed_is_an_error(online_hub, loopback_server, tmp_
     line = _one_line(capsys.readouterr().err)
     assert "none of the 4 candidates" in line and "unparsable" in line and "--allow-empty-rounds" in line
     assert main(["synthesize", "--resume", str(tmp_path / "run"), "--allow-empty-rounds", "--no-progress"]) == 0
+
+
+def test_round_where_every_solver_request_failed_is_an_error(online_hub, loopback_server, tmp_path, capsys):
+    generator, solver = loopback_server(), loopback_server(behaviour="reject_after_probe")
+    assert main(_args(tmp_path, generator.url, "--solver", solver.url)) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "every solver request failed" in line and "422" in line and solver.url in line
