@@ -11,6 +11,7 @@ import torch
 from utils import make_word_tokenizer, tiny_qwen
 
 from gvendi import GradientFeaturizer
+from gvendi.projection import DEFAULT_PROJECTION
 from gvendi.proxy import IGNORE_INDEX
 
 TOKENIZER = make_word_tokenizer(40)
@@ -63,7 +64,7 @@ def test_unit_rows_and_provenance():
     features = featurizer.featurize(RECORDS)
     assert features.shape == (3, 48) and features.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
-    assert featurizer.provenance["seed"] == 3 and featurizer.provenance["projection"] == "sketch"
+    assert featurizer.provenance["seed"] == 3 and featurizer.provenance["projection"] == DEFAULT_PROJECTION == "factored"
     assert "gvendi_version" in featurizer.provenance
 
 
