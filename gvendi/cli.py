@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -67,8 +68,11 @@ def _featurizer_from_args(args: argparse.Namespace, *, show_progress: bool = Tru
 # score ---------------------------------------------------------------------------------------------------------
 def _run_score(args: argparse.Namespace) -> int:
     from .io import load_table
-    from .vendi import score
+    from .utils import resolve_device
+    from .vendi import _check_q, score
 
+    _check_q(args.q)  # before any data or model is loaded
+    resolve_device(args.device)
     table = load_table(args.data, split=args.split, config=args.config, limit=args.limit)
     featurizer = _featurizer_from_args(args)
     start = time.perf_counter()
@@ -77,13 +81,26 @@ def _run_score(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     rate = featurizer.throughput
     if args.json:
-        print(json.dumps({**result.to_dict(), "seconds": round(seconds, 3), "tokens": rate.tokens,
-                          "examples_per_s": round(rate.examples_per_s, 3), "tokens_per_s": round(rate.tokens_per_s, 1)}))
+        # strict JSON: a non-finite number (q=inf) is written as the string "inf", never as the bare Infinity
+        print(json.dumps(_finite({**result.to_dict(), "seconds": round(seconds, 3), "tokens": rate.tokens,
+                                  "examples_per_s": round(rate.examples_per_s, 3),
+                                  "tokens_per_s": round(rate.tokens_per_s, 1)}), allow_nan=False))
     else:
         print(f"featurized {rate.describe()}", file=sys.stderr)
         print(f"G-Vendi: {result.value:.4f}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
               f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)")
     return 0
+
+
+def _finite(value):
+    """``value`` with every non-finite float replaced by its name (``"inf"``, ``"-inf"``, ``"nan"``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _register_score(subparsers) -> None:
@@ -93,7 +110,11 @@ def _register_score(subparsers) -> None:
     parser.add_argument("--config", default=None, help="Hub dataset configuration.")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows.")
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score (1 = the paper's G-Vendi).")
-    parser.add_argument("--json", action="store_true", help="print one JSON object with a 'gvendi' key.")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one strict JSON object with a 'gvendi' key (q=inf is written as the string \"inf\").",
+    )
     _add_featurizer_arguments(parser)
     parser.set_defaults(handler=_run_score)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -14,10 +15,25 @@ import torch
 from . import __version__
 from .gradients import GradientCollector, per_example_loss
 from .projection import DEFAULT_PROJECTION, PROJECTIONS, Projector, make_projector
-from .proxy import DEFAULT_PROXY, IGNORE_INDEX, EncodedExample, encode_chat, encode_pair, load_proxy, truncate
+from .proxy import (
+    DEFAULT_PROXY,
+    IGNORE_INDEX,
+    EncodedExample,
+    context_length,
+    encode_chat,
+    encode_pair,
+    load_proxy,
+    truncate,
+)
 from .utils import progress_bar
 
 __all__ = ["GradientFeaturizer"]
+
+logger = logging.getLogger(__name__)
+
+TRUNCATION_POLICIES = ("truncate", "error")
+# padded tokens per forward/backward pass; a batch of long rows is split below batch_size to stay under this
+DEFAULT_MAX_BATCH_TOKENS = 16384
 
 # Live featurizers by fingerprint, so a pickled featurizer (Dataset.map workers, fingerprint hashing) stays small
 # and a forked worker reuses the parent's model instead of reloading it.
@@ -81,7 +97,13 @@ class GradientFeaturizer:
         messages_column (`str`, *optional*): a column of chat conversations instead (loss on assistant turns).
         output_column (`str`, *optional*, defaults to ``"gvendi_grad"``): the column ``__call__`` adds.
         max_length (`int`, *optional*): truncate token sequences to this length (rows left with no completion
-            token raise an error).
+            token raise an error). A value past the proxy's context window (``max_position_embeddings``) warns.
+        truncation (`str`, *optional*, defaults to ``"truncate"``): what to do with a row longer than the proxy's
+            context window (or ``max_length``): ``"truncate"`` cuts it from the right and logs a warning naming how
+            many rows were cut; ``"error"`` refuses it with a ``ValueError`` naming the row and its length.
+        max_batch_tokens (`int`, *optional*, defaults to 16384): padded tokens per forward/backward pass; batches
+            of long rows are split below ``batch_size`` so memory is bounded by tokens, not rows. A single row that
+            still does not fit in memory raises a ``ValueError`` naming it (pass ``max_length``).
         batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
         device (`str`, *optional*): where the proxy runs; the first GPU when available, else the CPU.
         dtype (`str` or `torch.dtype`, *optional*): proxy precision; bf16 on GPU (as in the paper), fp32 on CPU.
@@ -114,6 +136,8 @@ class GradientFeaturizer:
         dtype: str | torch.dtype | None = None,
         use_chat_template: bool | None = None,
         show_progress: bool = True,
+        truncation: str = "truncate",
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
     ):
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"dim must be an integer ≥ 1 (got dim={dim!r}); the paper uses dim=1024.")
@@ -124,8 +148,14 @@ class GradientFeaturizer:
             )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer ≥ 1 (got {batch_size!r}).")
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+        if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
             raise ValueError(f"max_length must be an integer ≥ 2 or None (got {max_length!r}).")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer (got seed={seed!r}); the projection is seeded by it.")
+        if truncation not in TRUNCATION_POLICIES:
+            raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES} (got {truncation!r}).")
+        if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be an integer ≥ 1 (got {max_batch_tokens!r}).")
         self.loaded = load_proxy(proxy, tokenizer=tokenizer, revision=revision, device=device, dtype=dtype)
         self.model = self.loaded.model
         self.tokenizer = self.loaded.tokenizer
@@ -136,7 +166,17 @@ class GradientFeaturizer:
         self.completion_column = completion_column
         self.messages_column = messages_column
         self.output_column = output_column
+        self.context = context_length(self.model)
+        if max_length is not None and self.context is not None and max_length > self.context:
+            logger.warning(
+                "max_length=%d is past the proxy's context window of %d positions; rows are cut to %d instead.",
+                max_length,
+                self.context,
+                self.context,
+            )
         self.max_length = max_length
+        self.truncation = truncation
+        self.max_batch_tokens = max_batch_tokens
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.throughput: Throughput | None = None  # of the last featurize call
@@ -157,6 +197,7 @@ class GradientFeaturizer:
             "messages_column": messages_column,
             "output_column": output_column,
             "max_length": max_length,
+            "truncation": truncation,
             "batch_size": batch_size,
             "use_chat_template": use_chat_template,
             "gvendi_version": __version__,
@@ -197,24 +238,75 @@ class GradientFeaturizer:
         return features
 
     # encoding ------------------------------------------------------------------------------------------------
+    @property
+    def length_limit(self) -> int | None:
+        """Tokens a row may have: ``max_length``, capped at the proxy's context window."""
+        limits = [n for n in (self.max_length, self.context) if n is not None]
+        return min(limits) if limits else None
+
     def encode(self, batch: Mapping[str, Any], *, row_offset: int = 0) -> list[EncodedExample]:
-        """Token ids and labels for a batch given as a dict of columns."""
+        """Token ids and labels for a batch given as a dict of columns (rows past the length limit are cut or
+        refused by ``truncation``)."""
+        examples = self._encode(batch, row_offset=row_offset)
+        limit = self.length_limit
+        if limit is None:
+            return examples
+        long_rows = [i for i, e in enumerate(examples) if len(e.input_ids) > limit]
+        if not long_rows:
+            return examples
+        first = long_rows[0]
+        where = "the proxy's context window" if limit == self.context else "max_length"
+        if self.truncation == "error":
+            raise ValueError(
+                f"row {row_offset + first}: {len(examples[first].input_ids)} tokens, past {where} of {limit} "
+                f"({len(long_rows)} row(s) in all); shorten those rows, or pass truncation='truncate' to cut them."
+            )
+        logger.warning(
+            "%d row(s) longer than %s of %d tokens were cut to it (row %d had %d tokens); pass truncation='error' "
+            "to refuse them instead.",
+            len(long_rows),
+            where,
+            limit,
+            row_offset + first,
+            len(examples[first].input_ids),
+        )
+        cut = set(long_rows)
+        return [truncate(e, limit, row=row_offset + i) if i in cut else e for i, e in enumerate(examples)]
+
+    def _encode(self, batch: Mapping[str, Any], *, row_offset: int = 0) -> list[EncodedExample]:
         if "input_ids" in batch and "labels" in batch and self.completion_column not in batch:
+            self._same_lengths(batch, ["input_ids", "labels"])
+            vocab = self.model.get_input_embeddings().num_embeddings
             examples = []
             for i, (ids, labels) in enumerate(zip(batch["input_ids"], batch["labels"])):
-                ids, labels = list(map(int, ids)), list(map(int, labels))
+                ids, labels = _int_list(ids, "input_ids", row_offset + i), _int_list(labels, "labels", row_offset + i)
                 if len(ids) != len(labels):
                     raise ValueError(f"row {row_offset + i}: input_ids and labels have different lengths.")
+                bad = next((t for t in ids if not 0 <= t < vocab), None)
+                if bad is not None:
+                    raise ValueError(
+                        f"row {row_offset + i}: input_ids holds token id {bad}, outside the proxy's vocabulary "
+                        f"(0..{vocab - 1}); tokenize with the proxy's own tokenizer."
+                    )
+                bad = next((t for t in labels if t != IGNORE_INDEX and not 0 <= t < vocab), None)
+                if bad is not None:
+                    raise ValueError(
+                        f"row {row_offset + i}: labels holds {bad}, neither {IGNORE_INDEX} (masked) nor a token id "
+                        f"of the proxy's vocabulary (0..{vocab - 1})."
+                    )
                 examples.append(truncate(EncodedExample(ids, labels), self.max_length, row=row_offset + i))
             return examples
         if self.messages_column is not None:
             self._require_columns(batch, [self.messages_column])
+            if isinstance(batch[self.messages_column], (str, bytes)) or not hasattr(batch[self.messages_column], "__len__"):
+                raise TypeError(f"column {self.messages_column!r} must be a list of conversations, one per row.")
             return [
                 truncate(encode_chat(self.tokenizer, conv, row=row_offset + i), self.max_length, row=row_offset + i)
                 for i, conv in enumerate(batch[self.messages_column])
             ]
         self._require_columns(batch, [self.prompt_column, self.completion_column])
         fields = (self.prompt_column, self.completion_column)
+        self._same_lengths(batch, list(fields))
         return [
             truncate(
                 encode_pair(self.tokenizer, p, c, row=row_offset + i, use_chat_template=self.use_chat_template, fields=fields),
@@ -223,6 +315,20 @@ class GradientFeaturizer:
             )
             for i, (p, c) in enumerate(zip(batch[self.prompt_column], batch[self.completion_column]))
         ]
+
+    @staticmethod
+    def _same_lengths(batch: Mapping[str, Any], names: list[str]) -> None:
+        for name in names:
+            column = batch[name]
+            if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
+                raise TypeError(f"column {name!r} must be a list with one value per row (got {type(column).__name__}).")
+        lengths = {name: len(batch[name]) for name in names}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(
+                "columns have different lengths ("
+                + ", ".join(f"{name!r}: {n}" for name, n in lengths.items())
+                + "); every row needs one value in each."
+            )
 
     def _require_columns(self, batch: Mapping[str, Any], needed: list[str]) -> None:
         missing = [c for c in needed if c not in batch]
@@ -263,22 +369,52 @@ class GradientFeaturizer:
         """Features of already-encoded examples, (N, dim) float32 unit rows, in input order."""
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # less padding per batch
         out = np.zeros((len(examples), self.dim), dtype=np.float32)
-        began, tokens = time.perf_counter(), 0
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            feats = self._run_batch([examples[i] for i in chunk]).float()
+        began, done, tokens = time.perf_counter(), 0, 0
+        for chunk in self._batches(order, examples):
+            feats = self._run_bounded(chunk, examples)
             norms = feats.norm(dim=1, keepdim=True)
             bad = (norms.squeeze(1) == 0) | ~torch.isfinite(feats).all(dim=1)
             if bool(bad.any()):
                 row = chunk[int(bad.nonzero()[0, 0])]
                 raise ValueError(f"row {row}: its gradient is zero or not finite; check that example's completion.")
             out[chunk] = (feats / norms).cpu().numpy()
-            tokens += sum(len(examples[i].input_ids) for i in chunk)
-            self.throughput = Throughput(start + len(chunk), tokens, time.perf_counter() - began)
+            done, tokens = done + len(chunk), tokens + sum(len(examples[i].input_ids) for i in chunk)
+            self.throughput = Throughput(done, tokens, time.perf_counter() - began)
             if progress is not None:  # tqdm shows examples/s and the ETA; tokens/s rides along
                 progress.set_postfix_str(f"{self.throughput.tokens_per_s:,.0f} tok/s", refresh=False)
                 progress.update(len(chunk))
         return out
+
+    def _batches(self, order: list[int], examples: list[EncodedExample]) -> list[list[int]]:
+        """Rows (sorted by length) in batches of at most ``batch_size`` rows and ``max_batch_tokens`` padded tokens."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            longest = len(examples[i].input_ids)  # sorted: the newest row is the longest
+            if current and (len(current) >= self.batch_size or (len(current) + 1) * longest > self.max_batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _run_bounded(self, chunk: list[int], examples: list[EncodedExample]) -> torch.Tensor:
+        """Features of one batch; a batch that runs out of memory is halved, a single row names itself."""
+        try:
+            return self._run_batch([examples[i] for i in chunk]).float()
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            text = str(exc).lower()
+            if not isinstance(exc, torch.OutOfMemoryError) and "memory" not in text and "alloc" not in text:
+                raise
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                return torch.cat([self._run_bounded(chunk[:half], examples), self._run_bounded(chunk[half:], examples)])
+            tokens = len(examples[chunk[0]].input_ids)
+            raise ValueError(
+                f"row {chunk[0]}: {tokens} tokens need more memory than this device has for one forward/backward "
+                f"pass; pass max_length (e.g. max_length={max(2, tokens // 4)}) to cut long rows."
+            ) from None
 
     def featurize(self, data: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Features for a list of records, a dict of columns or a `datasets.Dataset`: (N, dim) float32 unit rows.
@@ -298,14 +434,32 @@ class GradientFeaturizer:
         finally:
             bar.close()
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
-        """`Dataset.map(featurizer, batched=True[, with_rank=True])`: returns the batch plus ``output_column``."""
+    def __call__(self, batch: dict[str, list], *args: Any) -> dict[str, list]:
+        """`Dataset.map(featurizer, batched=True[, with_indices=True][, with_rank=True])`: the batch plus
+        ``output_column``.
+
+        With ``with_indices=True`` an error names the dataset's own row index (``ds[i]``); without it, the row's
+        place in its batch.
+        """
+        indices = args[0] if args and isinstance(args[0], (list, tuple, range)) else None
+        rank = args[-1] if args and isinstance(args[-1], int) and not isinstance(args[-1], bool) else None
+        try:
+            return self._map_batch(batch, rank, row_offset=int(indices[0]) if indices else 0)
+        except (ValueError, TypeError) as exc:
+            if indices:
+                raise
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(
+                f"{exc} (row counted within this Dataset.map batch; map with with_indices=True for dataset row indices)"
+            ) from None
+
+    def _map_batch(self, batch: dict[str, list], rank: int | None, *, row_offset: int) -> dict[str, list]:
         if rank is not None and torch.cuda.is_available():
             device = torch.device("cuda", rank % torch.cuda.device_count())
             if self._device() != device:
                 self.model.to(device)
             self._rank_device = device
-        examples = self.encode(batch)
+        examples = self.encode(batch, row_offset=row_offset)
         if not examples:
             return {**batch, self.output_column: []}
         features = self.featurize_encoded(examples)
@@ -316,6 +470,16 @@ class GradientFeaturizer:
             f"GradientFeaturizer(proxy={self.loaded.name!r}, dim={self.dim}, projection={self.projection!r}, "
             f"seed={self.seed}, device={str(self._device())!r})"
         )
+
+
+def _int_list(values: Any, name: str, row: int) -> list[int]:
+    try:
+        out = [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise TypeError(f"row {row}: {name} must be a list of integer token ids.") from None
+    if any(isinstance(v, float) and not float(v).is_integer() for v in values):
+        raise TypeError(f"row {row}: {name} must hold integers, not fractions.")
+    return out
 
 
 def _as_columns(data: Any) -> dict[str, list]:

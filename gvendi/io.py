@@ -11,6 +11,12 @@ __all__ = ["load_table"]
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def load_table(source: str, *, split: str = "train", config: str | None = None, limit: int | None = None) -> Any:
     """Load ``source`` as a `datasets.Dataset`.
 
@@ -31,10 +37,12 @@ def load_table(source: str, *, split: str = "train", config: str | None = None, 
     if path.suffix.lower() in _BUILDERS:
         if not path.is_file():
             raise ValueError(f"data file {source!r} does not exist; check the path (relative to {os.getcwd()}).")
+        if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
+            raise ValueError(f"{source!r} is empty (0 rows): nothing to score.")
         try:
             table = datasets.load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
         except Exception as err:  # malformed JSON/CSV/Parquet: say which file and why
-            raise ValueError(f"could not read {source!r} as {path.suffix} data: {str(err).splitlines()[0]}") from err
+            raise ValueError(f"could not read {source!r} as {path.suffix} data: {_first_line(err)}") from err
     elif path.is_dir():
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):
@@ -51,7 +59,7 @@ def load_table(source: str, *, split: str = "train", config: str | None = None, 
             table = datasets.load_dataset(source, config, split=split)
         except Exception as err:
             raise ValueError(
-                f"could not load the Hub dataset {source!r} (split {split!r}): {str(err).splitlines()[0]}. "
+                f"could not load the Hub dataset {source!r} (split {split!r}): {_first_line(err)}. "
                 "Offline, download it first or pass a local file."
             ) from None
     else:

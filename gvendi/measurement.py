@@ -84,6 +84,49 @@ def _cached_featurizer(proxy: str, dim: int, projection: str, seed: int, max_len
     )
 
 
+def _check_settings(kwargs: dict[str, Any]) -> None:
+    """Type-check the settings before anything is loaded or featurized (each error names its argument)."""
+    from .vendi import _check_q
+
+    if "q" in kwargs:
+        _check_q(kwargs["q"])
+    for name in ("seed", "dim", "batch_size"):
+        if name in kwargs:
+            value = kwargs[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer (got {name}={value!r}).")
+            if name != "seed" and value < 1:
+                raise ValueError(f"{name} must be ≥ 1 (got {name}={value!r}).")
+    if kwargs.get("max_length") is not None:
+        value = kwargs["max_length"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError(f"max_length must be an integer ≥ 2 or None (got max_length={value!r}).")
+    if "proxy" in kwargs and not isinstance(kwargs["proxy"], str):
+        raise TypeError(f"proxy must be a Hub id, a local folder or 'tiny' (got {type(kwargs['proxy']).__name__}).")
+
+
+def _check_texts(kwargs: dict[str, Any]) -> None:
+    """Prompts and completions are lists of strings of one length (evaluate would cast or reject them otherwise)."""
+    for name in ("prompts", "completions"):
+        column = kwargs.get(name)
+        if column is None:
+            continue
+        if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
+            raise TypeError(f"{name} must be a list of strings, one per example (got {type(column).__name__}).")
+        for i, value in enumerate(column):
+            if not isinstance(value, str):
+                raise TypeError(
+                    f"{name}[{i}] is a {type(value).__name__} ({str(value)[:40]!r}), not a string; convert it to "
+                    "text first (the CLI refuses it the same way)."
+                )
+    if kwargs.get("prompts") is not None and kwargs.get("completions") is not None:
+        if len(kwargs["prompts"]) != len(kwargs["completions"]):
+            raise ValueError(
+                f"prompts has {len(kwargs['prompts'])} items and completions {len(kwargs['completions'])}: pass "
+                "one completion per prompt."
+            )
+
+
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Gvendi(evaluate.Measurement):
     """G-Vendi gradient diversity as an `evaluate` measurement."""
@@ -103,12 +146,23 @@ class Gvendi(evaluate.Measurement):
 
     def compute(self, **kwargs: Any) -> dict[str, Any] | None:
         """Score texts (``prompts=``, ``completions=``) or precomputed rows (``features=``); see the module card."""
+        _check_settings(kwargs)
+        has_texts = kwargs.get("prompts") is not None or kwargs.get("completions") is not None
+        if kwargs.get("features") is not None and has_texts:
+            raise ValueError(
+                "gvendi takes either features= (precomputed rows) or prompts= + completions= (texts), not both: "
+                "drop one of them."
+            )
         if kwargs.get("features") is not None:
+            features = kwargs["features"]
+            if hasattr(features, "__len__") and len(features) == 0:
+                raise ValueError("features= is empty: G-Vendi needs at least one feature row.")
             self._active_inputs = ["features"]
         elif kwargs.get("prompts") is not None or kwargs.get("completions") is not None:
             missing = [name for name in ("prompts", "completions") if kwargs.get(name) is None]
             if missing:
                 raise ValueError(f"gvendi inputs are missing: {missing}; pass both prompts= and completions=.")
+            _check_texts(kwargs)
             self._active_inputs = ["prompts", "completions"]
         try:
             return super().compute(**kwargs)
@@ -117,13 +171,23 @@ class Gvendi(evaluate.Measurement):
 
     def add_batch(self, **kwargs: Any) -> None:
         """Add rows for a later ``compute()``: ``features=`` or ``prompts=`` + ``completions=``."""
+        if kwargs.get("prompts") is not None or kwargs.get("completions") is not None:
+            _check_texts(kwargs)
         self._active_inputs = [name for name in ("prompts", "completions", "features") if name in kwargs]
-        super().add_batch(**kwargs)
+        try:
+            super().add_batch(**kwargs)
+        except Exception:
+            self._active_inputs = None  # a refused batch must not pin the next call's input schema
+            raise
 
     def add(self, **kwargs: Any) -> None:
         """Add one row for a later ``compute()``."""
         self._active_inputs = [name for name in ("prompts", "completions", "features") if name in kwargs]
-        super().add(**kwargs)
+        try:
+            super().add(**kwargs)
+        except Exception:
+            self._active_inputs = None
+            raise
 
     def _feature_names(self) -> list[str]:
         # evaluate picks the first input schema here; use the one this call was given instead

@@ -142,9 +142,12 @@ def load_proxy(
 
     name = _resolve_name(str(proxy))
     local = Path(name).is_dir()
+    if local:
+        _check_local_weights(Path(name))
     try:
         tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=dtype)
+        # safetensors only: a pickled checkpoint can run code when it is loaded
+        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
         where = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1" if offline else str(err).splitlines()[0]
@@ -161,6 +164,33 @@ def load_proxy(
     return LoadedProxy(model, tok, display, revision or commit, digest)
 
 
+def _check_local_weights(folder: Path) -> None:
+    """Refuse a proxy folder whose weights are pickles only (``pytorch_model.bin``): unpickling can run code."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt*"))
+    if pickled:
+        raise ValueError(
+            f"proxy folder {str(folder)!r} holds pickled weights only ({', '.join(pickled[:3])}); gvendi loads "
+            "safetensors only, because unpickling a file can run code. Convert it where you trust the file: "
+            "AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder) writes model.safetensors."
+        )
+    raise ValueError(
+        f"proxy folder {str(folder)!r} holds no model weights (*.safetensors); pass a folder written by "
+        "save_pretrained, a Hub id, or 'tiny'."
+    )
+
+
+def context_length(model: Any) -> int | None:
+    """The proxy's context window in tokens (``max_position_embeddings``), when its config states one."""
+    config = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 @dataclass
 class EncodedExample:
     """Token ids and loss labels (-100 where masked) of one example."""
@@ -175,6 +205,13 @@ def _check_text(value: Any, field_name: str, row: int) -> str:
             f"row {row}: field {field_name!r} must be a string, got {type(value).__name__} ({str(value)[:60]!r}); "
             "convert it to text or drop the row."
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"row {row}: field {field_name!r} holds {value[err.start:err.end]!r} at character {err.start}, a lone "
+            "surrogate that is not valid Unicode text (a mis-decoded file?); fix or drop the row."
+        ) from None
     return value
 
 
@@ -196,9 +233,21 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> Encode
     """Encode a conversation; the loss covers every assistant turn (header excluded, closing tokens included)."""
     if not messages or not isinstance(messages, (list, tuple)):
         raise ValueError(f"row {row}: messages must be a non-empty list of {{'role', 'content'}} dicts.")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise TypeError(f"row {row}: messages[{i}] is a {type(message).__name__}, not a {{'role', 'content'}} dict.")
+        for key in ("role", "content"):
+            if key not in message or message[key] is None:
+                raise ValueError(f"row {row}: messages[{i}] has no {key!r}; every message needs 'role' and 'content'.")
+            _check_text(message[key], f"messages[{i}].{key}", row)
     messages = [dict(m) for m in messages]
     if not any(m.get("role") == "assistant" for m in messages):
         raise ValueError(f"row {row}: the conversation has no assistant turn, so there is no completion to score.")
+    if messages[0].get("role") == "assistant":
+        raise ValueError(
+            f"row {row}: messages[0] is an assistant turn with no prompt before it; start the conversation with a "
+            "user (or system) turn."
+        )
     full = _template(tokenizer, messages, add_generation_prompt=False)
     labels = [IGNORE_INDEX] * len(full)
     for i, message in enumerate(messages):

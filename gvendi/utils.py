@@ -32,7 +32,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The given device, else the first CUDA GPU when present, else the CPU."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} asks for a CUDA GPU, but torch sees none (torch.cuda.is_available() is False); "
+                "use device='cpu' (or install a CUDA build of torch)."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible.")
+    elif resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} asks for Apple's MPS, which this torch build cannot use; use 'cpu'.")
+    elif resolved.type not in ("cpu", "cuda", "mps", "meta"):
+        raise ValueError(f"device {device!r} is not supported by gvendi: use 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    return resolved
 
 
 def stable_seed(*parts: object) -> int:

@@ -16,6 +16,7 @@ The value lies in ``[1, min(N, k)]``: one row scores 1, N identical rows score 1
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,13 @@ _EIGEN_FLOOR = 1e-12
 _BATCH_ROWS = 16384
 
 
+def _check_q(q: Any) -> float:
+    """``q`` as a float, or a ``ValueError`` naming it (booleans and non-numbers are refused)."""
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not q > 0:
+        raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi, float('inf') 1/λ_max.")
+    return float(q)
+
+
 def entropy_q(eigenvalues: np.ndarray, q: float = 1.0) -> float:
     """Rényi entropy of order ``q`` of a probability vector of eigenvalues (zeros ignored).
 
@@ -40,6 +48,9 @@ def entropy_q(eigenvalues: np.ndarray, q: float = 1.0) -> float:
 
     Returns:
         `float`: the entropy in nats.
+
+    Computed in log space (``log Σ p^q`` as a log-sum-exp, and through ``log1p``/``expm1`` near ``q = 1``), so large
+    orders (``q = 1000``) do not underflow to the maximum score and orders just above 1 do not lose digits.
     """
     if not q > 0:
         raise ValueError(f"q must be > 0 (got q={q!r}); use q=1.0 for the paper's G-Vendi.")
@@ -47,11 +58,19 @@ def entropy_q(eigenvalues: np.ndarray, q: float = 1.0) -> float:
     p = p[p > _EIGEN_FLOOR * max(float(p.max(initial=0.0)), 1e-300)]
     if p.size == 0:
         return 0.0
+    p = p / p.sum()
+    log_p = np.log(p)
     if q == 1.0:
-        return float(-(p * np.log(p)).sum())
+        return float(-(p * log_p).sum())
     if math.isinf(q):
-        return float(-np.log(p.max()))
-    return float(np.log((p**q).sum()) / (1.0 - q))
+        return float(-log_p.max())
+    if abs(q - 1.0) < 0.5:
+        # near q = 1, Σ p^q = 1 + Σ p (p^(q-1) − 1): log1p/expm1 keep the digits that log(Σ p^q) would cancel away
+        return float(np.log1p((p * np.expm1((q - 1.0) * log_p)).sum()) / (1.0 - q))
+    # log Σ p^q = logsumexp(q log p): p^q underflows to 0 for large q, its logarithm does not
+    scaled = q * log_p
+    top = float(scaled.max())
+    return float((top + np.log(np.exp(scaled - top).sum())) / (1.0 - q))
 
 
 def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
@@ -123,12 +142,37 @@ def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
     return values.to_numpy(zero_copy_only=False).reshape(len(batch), width)
 
 
+def _has_complex(rows: Any) -> bool:
+    if isinstance(rows, (list, tuple)):
+        return any(_has_complex(item) for item in rows[:4096])
+    return isinstance(rows, (complex, np.complexfloating)) or (isinstance(rows, np.ndarray) and np.iscomplexobj(rows))
+
+
+def _list_kind(rows: Any) -> str:
+    """numpy's dtype kind of a list of rows ('U' when any cell is text), or '' when it is not rectangular."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(rows).dtype.kind
+    except (ValueError, TypeError):
+        return ""
+
+
+def _refuse_complex(is_complex: bool, row_offset: int) -> None:
+    if is_complex:
+        raise ValueError(
+            f"features from row {row_offset} on are complex numbers; G-Vendi needs real-valued rows (casting would "
+            "drop the imaginary part)."
+        )
+
+
 def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
     """Turn one batch (numpy, torch, list of rows, Arrow array/table column) into a float64 (n, d) array."""
     fast = _arrow_lists_to_numpy(batch) if hasattr(batch, "type") else None
     if fast is not None:
         return fast.astype(np.float64)
     if isinstance(batch, torch.Tensor):
+        _refuse_complex(batch.is_complex(), row_offset)
         array = batch.detach().to("cpu", torch.float64).numpy()
     else:
         if hasattr(batch, "to_numpy") and not isinstance(batch, np.ndarray):  # Arrow / pandas
@@ -138,6 +182,12 @@ def _to_numpy_2d(batch: Any, *, row_offset: int = 0) -> np.ndarray:
                 batch = batch.to_numpy()
         if isinstance(batch, np.ndarray) and batch.dtype == object:
             batch = list(batch)
+        _refuse_complex(np.iscomplexobj(batch) if isinstance(batch, np.ndarray) else _has_complex(batch), row_offset)
+        kind = batch.dtype.kind if isinstance(batch, np.ndarray) else _list_kind(batch)
+        if kind in ("U", "S"):
+            raise ValueError(
+                f"features from row {row_offset} on hold text, not numbers: pass numeric rows (an (N, dim) array)."
+            )
         try:
             array = np.asarray(batch, dtype=np.float64)
         except (ValueError, TypeError) as err:
@@ -209,6 +259,9 @@ class VendiAccumulator:
             bad = int((~finite).nonzero()[0, 0]) + row_offset
             raise ValueError(f"feature row {bad} contains NaN or inf: drop or recompute that example.")
         if self.normalize:
+            # divide by the largest entry first: the norm of a 1e200 (or 1e-200) row overflows (underflows) otherwise
+            peak = rows.abs().amax(dim=1, keepdim=True)
+            rows = rows / torch.where(peak > 0, peak, torch.ones_like(peak))
             norms = rows.norm(dim=1, keepdim=True)
             zero = norms.squeeze(1) == 0
             if bool(zero.any()):
@@ -230,6 +283,7 @@ class VendiAccumulator:
     def update(self, batch: Any) -> VendiAccumulator:
         """Add a batch of rows (numpy, torch, list of rows or an Arrow column) of shape (n, dim)."""
         if isinstance(batch, torch.Tensor):
+            _refuse_complex(batch.is_complex(), self.count)
             rows = batch.detach().to(self.device, torch.float64)
             if rows.ndim == 1:
                 rows = rows[None, :]
@@ -292,8 +346,7 @@ class VendiAccumulator:
 
     def score(self, q: float = 1.0) -> GVendiResult:
         """The Vendi Score of order ``q`` of everything accumulated so far."""
-        if not (isinstance(q, (int, float)) and q > 0):
-            raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi.")
+        q = _check_q(q)
         value = vendi_from_eigenvalues(self.eigenvalues(), q)
         value = min(max(value, 1.0), float(min(self.count, self.dim)))  # clamp round-off into the valid range
         return GVendiResult(value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance))
@@ -370,8 +423,7 @@ def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: 
         >>> round(score(np.eye(3)).value, 6)
         3.0
     """
-    if not (isinstance(q, (int, float)) and q > 0):
-        raise ValueError(f"q must be a number > 0 (got q={q!r}); q=1.0 is the paper's G-Vendi.")
+    q = _check_q(q)
     accumulator: VendiAccumulator | None = VendiAccumulator(dim) if dim is not None else None
     for batch in _iter_batches(features, batch_rows=_BATCH_ROWS):
         if accumulator is None:

@@ -308,6 +308,23 @@ def test_repo_id_must_be_org_slash_name(math_run, repo_id, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("license", "hint"), [("cc-by-99.0", "cc-by-"), ("apache2", "apache-2.0"), ("gpl-7", "gpl")])
+def test_license_must_be_a_hub_license_id(license, hint):
+    from gvendi.hub.card import check_license
+
+    with pytest.raises(ValueError, match=rf"license {license!r} is not one of the Hub's license ids.*{hint}"):
+        check_license(license)
+    assert check_license("CC-BY-SA-4.0") == "cc-by-sa-4.0" and check_license("other") == "other"
+
+
+@pytest.mark.parametrize("repo_id", ["org/name.git", "org/Notebook.ipynb"])
+def test_repo_id_with_a_refused_suffix(repo_id):
+    from gvendi.hub.card import check_repo_id
+
+    with pytest.raises(ValueError, match="which the Hub refuses"):
+        check_repo_id(repo_id)
+
+
 def test_offline_mode_is_a_clear_error(math_run):
     # the test session runs with HF_HUB_OFFLINE=1, where huggingface_hub would refuse every request
     with pytest.raises(ValueError, match="HF_HUB_OFFLINE is set"):

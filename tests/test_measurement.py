@@ -73,7 +73,7 @@ def test_compute_from_texts_and_features(word_proxy_dir):
     module = evaluate.load("gvendi")
     result = module.compute(prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=word_proxy_dir, dim=64)
     assert result["num_samples"] == 3 and 1.0 <= result["gvendi"] <= 3.0
-    assert result["dim"] == 64 and result["projection"] == "sketch" and "gvendi_version" in result
+    assert result["dim"] == 64 and result["projection"] == "factored" and "gvendi_version" in result
     rows = gvendi.GradientFeaturizer(word_proxy_dir, dim=64, show_progress=False).featurize(
         [{"prompt": p, "completion": c} for p, c in zip(["w1 w2", "w3", "w4 w5"], ["w6", "w7 w8", "w9"])]
     )

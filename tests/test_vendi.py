@@ -161,3 +161,49 @@ def test_bad_dim(dim):
 def test_bad_order(q):
     with pytest.raises(ValueError, match="q must be"):
         score(np.eye(2), q=q)
+
+
+def _mpmath_vendi(x: np.ndarray, q: float) -> float:
+    """The order-q Vendi Score from float64 eigenvalues, with the entropy taken in 50-digit arithmetic."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    lam = np.clip(np.linalg.eigvalsh(x.T @ x / len(x)), 0, None)
+    p = [mpmath.mpf(float(v)) for v in lam if v > 1e-12 * lam.max()]
+    total = sum(p)
+    p = [v / total for v in p]
+    if q == 1:
+        return float(mpmath.exp(-sum(v * mpmath.log(v) for v in p)))
+    qq = mpmath.mpf(q)
+    return float(mpmath.exp(mpmath.log(sum(v**qq for v in p)) / (1 - qq)))
+
+
+def _skewed(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((64, 64)) * np.linspace(1, 8, 64)
+
+
+@pytest.mark.parametrize("q", [1000.0, 200.0, 1 + 1e-13, 1 + 1e-7, 1 - 1e-9, 0.3, 3.0])
+def test_order_q_in_log_space_matches_mpmath(q):
+    # issue 15: q=1000 underflowed Σλ^q to 0 and returned the maximum; q just above 1 lost digits to cancellation
+    x = _skewed()
+    assert score(x, q=q).value == pytest.approx(_mpmath_vendi(x, q), rel=1e-7)
+
+
+def test_large_order_approaches_one_over_lambda_max():
+    x = _skewed()
+    assert score(x, q=1e6).value == pytest.approx(score(x, q=float("inf")).value, rel=1e-4)
+    assert score(x, q=1000).value < score(x, q=2).value < score(x, q=1).value
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300, 1e-300])
+def test_huge_and_tiny_rows_normalise_safely(scale):
+    x = _skewed()
+    assert score(x * scale).value == pytest.approx(score(x).value, rel=1e-9)
+
+
+@pytest.mark.parametrize("q", [True, "2", None, float("nan"), -1.0, 0])
+def test_order_is_checked_before_anything(q):
+    with pytest.raises(ValueError, match="q must be"):
+        score(np.eye(3), q=q)

@@ -12,6 +12,11 @@ Modes:
   and connection resets. Every decision is a function of (server seed, request body, how many times that body was
   seen), so a run is reproducible.
 
+A whole-server ``behaviour`` models a broken endpoint instead (issue 15's endpoint matrix): ``html`` (a 200 HTML
+page, as a web server or login portal answers), ``404`` (a JSON 404 on every route), ``garbage`` (random bytes with
+status 200), ``always429`` (every request overloaded), ``hang_after_probe`` (1-token probes answered, every other
+request stalls for ``timeout_delay``), ``reject_after_probe`` (probes answered, every other request refused with 422).
+
 In a test::
 
     with LoopbackTGIServer(mode="scripted", rate_429=0.1) as server:
@@ -203,7 +208,11 @@ class LoopbackTGIServer:
         max_new_tokens_cap: upper bound on tokens generated in ``model`` mode (keeps tests fast).
         max_concurrent: requests served at once; more get 429, as TGI's ``--max-concurrent-requests``.
         max_lifetime: the server stops itself after this many seconds.
+        behaviour: ``None`` (a working server) or a broken endpoint: ``html``, ``404``, ``garbage``, ``always429``,
+            ``hang_after_probe`` (see the module docstring).
     """
+
+    BEHAVIOURS = (None, "html", "404", "garbage", "always429", "hang_after_probe", "reject_after_probe")
 
     def __init__(
         self,
@@ -225,7 +234,11 @@ class LoopbackTGIServer:
         max_new_tokens_cap: int = 32,
         max_concurrent: int = 512,
         max_lifetime: float = 900.0,
+        behaviour: str | None = None,
     ):
+        if behaviour not in self.BEHAVIOURS:
+            raise ValueError(f"behaviour must be one of {self.BEHAVIOURS}, got {behaviour!r}.")
+        self.behaviour = behaviour
         if mode not in ("scripted", "model"):
             raise ValueError(f"mode must be 'scripted' or 'model', got {mode!r}.")
         self.mode = mode
@@ -384,6 +397,9 @@ class LoopbackTGIServer:
             self._in_flight += 1
             busy = self._in_flight > self.max_concurrent
         try:
+            broken = await self._broken(request, body)
+            if broken is not None:
+                return broken
             if busy:
                 self.stats["429_busy"] += 1
                 return self._error(route, 429, "Model is overloaded", "overloaded")
@@ -444,6 +460,35 @@ class LoopbackTGIServer:
             with self._lock:
                 self._in_flight -= 1
 
+    async def _broken(self, request: web.Request, body: bytes) -> web.StreamResponse | None:
+        """The answer of a broken endpoint (``behaviour``), or ``None`` to serve normally."""
+        kind = self.behaviour
+        if kind is None:
+            return None
+        self.stats[f"behaviour_{kind}"] += 1
+        if kind == "html":
+            page = "<!DOCTYPE html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>"
+            return web.Response(text=page, content_type="text/html")
+        if kind == "404":
+            return web.json_response({"detail": "Not Found"}, status=404)
+        if kind == "garbage":
+            return web.Response(body=random.Random(len(body)).randbytes(256), content_type="application/octet-stream")
+        if kind == "always429":
+            return self._error("", 429, "Model is overloaded", "overloaded")
+        if kind in ("hang_after_probe", "reject_after_probe"):
+            try:
+                payload = json.loads(body)
+            except json.JSONDecodeError:
+                payload = {}
+            tokens = (payload.get("parameters") or {}).get("max_new_tokens", payload.get("max_tokens"))
+            probe = tokens == 1 and "ping" in json.dumps(payload.get("inputs", payload.get("messages", "")))
+            if not probe and kind == "reject_after_probe":
+                return self._error("", 422, "Input validation error: refused by the test server", "validation")
+            if not probe:
+                await asyncio.sleep(self.timeout_delay)
+            return None
+        return None
+
     @staticmethod
     def _error(route: str, status: int, message: str, error_type: str) -> web.Response:
         return web.json_response({"error": message, "error_type": error_type}, status=status)
@@ -477,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-lifetime", type=float, default=900.0)
+    parser.add_argument("--behaviour", choices=[b for b in LoopbackTGIServer.BEHAVIOURS if b], default=None)
+    parser.add_argument("--timeout-delay", type=float, default=3.0)
     for kind in ("429", "503", "timeout", "slow", "malformed", "reset"):
         parser.add_argument(f"--rate-{kind}", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -485,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         delay=args.delay,
         max_lifetime=args.max_lifetime,
+        behaviour=args.behaviour,
+        timeout_delay=args.timeout_delay,
         **{f"rate_{k}": getattr(args, f"rate_{k}") for k in ("429", "503", "timeout", "slow", "malformed", "reset")},
     ).start()
     print(f"PORT {server.port}", flush=True)

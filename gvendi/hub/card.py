@@ -50,6 +50,21 @@ _SIZE_BUCKETS = [
     (1_000_000_000, "100M<n<1B"),
 ]
 _LICENSE_RE = re.compile(r"^[a-z0-9][a-z0-9.+\-]*$")
+# The license ids the Hub's metadata accepts (huggingface.co/docs/hub/repositories-licenses), kept here so the check
+# works offline; "other" (with license_name/license_link in the card) covers everything else.
+HUB_LICENSES = frozenset(
+    """
+    apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+    afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0
+    cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0
+    cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
+    cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl
+    gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr
+    mpl-2.0 odc-by odbl openmdw-1.0 openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr
+    deepfloyd-if-license fair-noncommercial-research-license llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 gemma
+    unknown other
+    """.split()
+)
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*/[A-Za-z0-9][A-Za-z0-9._\-]*$")
 # Config keys that may hold secrets, hosts or local paths: never copied to a public card.
 _PRIVATE_CONFIG_KEYS = re.compile(
@@ -79,8 +94,15 @@ def check_license(license: str | None) -> str:
             "models and of the seed data."
         )
     value = str(license).strip().lower()
-    if not _LICENSE_RE.match(value):
-        raise ValueError(f"license must be a Hub license id such as 'cc-by-4.0' or 'apache-2.0' (got {license!r}).")
+    if not _LICENSE_RE.match(value) or value not in HUB_LICENSES:
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(HUB_LICENSES), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"license {license!r} is not one of the Hub's license ids (cc-by-4.0, apache-2.0, odc-by, ... or 'other' "
+            f"with the terms in the card).{hint}"
+        )
     return value
 
 
@@ -94,6 +116,11 @@ def check_repo_id(repo_id: str | None) -> str:
         raise ValueError(
             f"repo id must be ORG/NAME, e.g. 'my-org/PrismMath' (got {repo_id!r}): letters, digits, '-', '_' and '.' "
             "only, exactly one '/', no '--' or '..'."
+        )
+    if repo_id.lower().endswith((".git", ".ipynb")):
+        raise ValueError(
+            f"repo id {repo_id!r} ends in {repo_id[repo_id.rfind('.'):]!r}, which the Hub refuses; "
+            f"use {repo_id[: repo_id.rfind('.')]!r}."
         )
     if len(repo_id.split("/")[1]) > 96:
         raise ValueError(f"repo name {repo_id.split('/')[1]!r} is longer than the Hub's 96 characters.")

@@ -6,6 +6,10 @@ interrupted run with :func:`resume`, and read a finished run folder with :func:`
 
 from .backends import (
     Backend,
+    EndpointError,
+    EndpointMismatchError,
+    EndpointOverloadedError,
+    EndpointStalledError,
     EndpointUnreachableError,
     GenerationParams,
     GenerationResult,
@@ -17,13 +21,18 @@ from .backends import (
 )
 from .config import EndpointConfig, ProxyConfig, SynthesisConfig
 from .filters import ExactDedupFilter, FilterStep, NearDedupFilter, NGramDecontaminationFilter, load_benchmark_texts
-from .loop import RunResult, resume, synthesize
-from .store import RunStore, load_run, request_id
+from .loop import EmptyRoundError, RunResult, resume, synthesize
+from .store import RunFolderError, RunFolderLockedError, RunStore, load_run, request_id
 from .tasks import MathTask, NLITask, Task, get_task, load_seed_file
 
 __all__ = [
     "Backend",
+    "EmptyRoundError",
     "EndpointConfig",
+    "EndpointError",
+    "EndpointMismatchError",
+    "EndpointOverloadedError",
+    "EndpointStalledError",
     "EndpointUnreachableError",
     "ExactDedupFilter",
     "FilterStep",
@@ -36,6 +45,8 @@ __all__ = [
     "NearDedupFilter",
     "OpenAIBackend",
     "ProxyConfig",
+    "RunFolderError",
+    "RunFolderLockedError",
     "RunResult",
     "RunStore",
     "SynthesisConfig",

@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Backend",
+    "EndpointError",
+    "EndpointMismatchError",
+    "EndpointOverloadedError",
+    "EndpointStalledError",
     "EndpointUnreachableError",
     "GenerationParams",
     "GenerationResult",
@@ -48,6 +52,31 @@ _RETRYABLE_STATUS = {408, 409, 424, 425, 429, 500, 502, 503, 504}
 
 class EndpointUnreachableError(ConnectionError):
     """The endpoint could not be reached at all (connection refused, DNS failure, offline mode)."""
+
+
+class EndpointError(RuntimeError):
+    """The endpoint answered, but a run cannot go on with it; ``exit_code`` is what ``gvendi synthesize`` returns."""
+
+    exit_code = 1
+
+
+class EndpointMismatchError(EndpointError):
+    """The endpoint answers, but not as the chosen backend speaks (an HTML page, a 404, bytes that are not JSON):
+    the URL or ``--backend`` is wrong."""
+
+    exit_code = 2
+
+
+class EndpointOverloadedError(EndpointError):
+    """The endpoint answered every probe with 429/503/5xx for the whole probe window."""
+
+
+class EndpointStalledError(EndpointError):
+    """The endpoint answered the probe, but no real request finished within the per-attempt timeout."""
+
+
+# attempts that time out before any request of a backend has ever succeeded: then the endpoint is stalled
+STALL_TIMEOUTS = 3
 
 
 @dataclass(frozen=True)
@@ -259,6 +288,8 @@ class Backend:
         self._semaphore: asyncio.Semaphore | None = None
         self._limiter: _RateLimiter | None = None
         self._jitter = rng or random.Random()
+        self._ever_ok = False
+        self._timeouts_before_ok = 0
 
     @property
     def target(self) -> str:
@@ -325,6 +356,7 @@ class Backend:
                     text = await asyncio.wait_for(self._generate_once(prompt, params), self.attempt_timeout)
                     if not isinstance(text, str):
                         raise TypeError(f"expected generated text, got {type(text).__name__}")
+                    self._ever_ok = True
                     return GenerationResult(True, text, None, attempt, time.monotonic() - start, errors)
                 except asyncio.CancelledError:
                     raise
@@ -333,6 +365,15 @@ class Backend:
                     if isinstance(exc, asyncio.TimeoutError):
                         info.message = f"no answer within {self.endpoint.timeout:g}s"
                     errors.append(info.describe())
+                    if info.kind == "timeout" and not self._ever_ok:
+                        self._timeouts_before_ok += 1
+                        if self._timeouts_before_ok >= STALL_TIMEOUTS:
+                            raise EndpointStalledError(
+                                f"{self.target} answered the reachability probe, but {self._timeouts_before_ok} "
+                                f"requests got no answer within the {self.attempt_timeout:g}s timeout and none has "
+                                "finished: the server is stalled (or the model needs a longer --timeout). Finished "
+                                "requests are saved; fix the server and resume the run."
+                            ) from exc
                     if info.kind == "offline":
                         raise EndpointUnreachableError(f"cannot reach {self.target}: {info.message}") from exc
                     if not info.retryable or attempt > self.endpoint.max_retries:
@@ -350,39 +391,83 @@ class Backend:
                     logger.debug("retry %d for %s after %.2fs: %s", attempt, self.target, delay, info.describe())
                     await asyncio.sleep(delay)
 
-    async def check_reachable(self, *, attempts: int = 3, interval: float = 0.5) -> None:
-        """Fail fast when the endpoint cannot be reached at all.
+    async def check_reachable(self, *, attempts: int = 3, interval: float = 0.5, busy_window: float = 10.0) -> None:
+        """Fail fast when the endpoint cannot be reached, or answers but not as this backend speaks.
 
-        Sends a one-token request up to ``attempts`` times. Any HTTP answer, even 429 or 503, proves the server is
-        there; only connection-level failures (refused, DNS, connect timeout) count against it.
+        Sends a one-token request. It passes when the answer is generated text (or a 422, TGI's validation error,
+        which only a TGI-compatible server sends). Connection-level failures (refused, DNS, connect timeout) are
+        tried ``attempts`` times; 429/503/5xx answers and resets are retried with backoff for ``busy_window``
+        seconds; anything else (an HTML page, a 404, a body that is not JSON) fails at once.
 
         Raises:
-            EndpointUnreachableError: naming the URL and what was tried.
+            EndpointUnreachableError: nothing answered, naming the URL and what was tried.
+            EndpointMismatchError: something answered, but not a ``tgi``/``openai`` server at that URL.
+            EndpointOverloadedError: every probe answer in ``busy_window`` seconds was 429/503/5xx.
         """
-        tried = []
+        tried: list[str] = []
+        busy: list[str] = []
         params = GenerationParams(max_new_tokens=1, temperature=1.0, top_p=0.95, seed=0)
         probe_timeout = min(self.endpoint.timeout, 10.0)
-        for i in range(attempts):
+        busy_until: float | None = None
+        probes = 0
+        # bounded: at most `attempts` connection failures, and busy answers only until `busy_window` has passed
+        while True:
+            probes += 1
             try:
-                await asyncio.wait_for(
+                text = await asyncio.wait_for(
                     self._generate_once([{"role": "user", "content": "ping"}], params), probe_timeout
                 )
+                if not isinstance(text, str):
+                    raise TypeError(f"expected generated text, got {type(text).__name__}")
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - every failure is classified
                 info = classify_error(exc)
-                if info.kind not in ("connect", "offline", "timeout"):
-                    return  # the server answered (even an error status or a bad body): it is reachable
-                tried.append(info.describe())
-                if info.kind == "offline":
-                    break
-                if i < attempts - 1:
+                if info.kind in ("connect", "offline", "timeout"):
+                    tried.append(info.describe())
+                    if info.kind == "offline" or len(tried) >= attempts:
+                        break
                     await asyncio.sleep(interval)
+                    continue
+                if info.status == 422:
+                    return  # TGI validated (and refused) the probe: a TGI-compatible server is there
+                if info.retryable and info.kind != "malformed":
+                    now = time.monotonic()
+                    busy_until = busy_until if busy_until is not None else now + busy_window
+                    busy.append(info.describe())
+                    if now >= busy_until:
+                        raise EndpointOverloadedError(
+                            f"{self.target} answered all {probes} probes over {busy_window:g}s with "
+                            f"{'; '.join(dict.fromkeys(busy))[:300]}: it is overloaded or still loading. Try again "
+                            "later, lower --concurrency, or point at another server."
+                        ) from None
+                    await asyncio.sleep(min(self._backoff(len(busy) - 1, info), max(0.05, busy_until - now)))
+                    continue
+                raise EndpointMismatchError(self._mismatch_message(exc, info)) from None
         raise EndpointUnreachableError(
             f"cannot reach the {self.name} endpoint {self.target}: tried a 1-token request {len(tried)} time(s) "
             f"({'; '.join(dict.fromkeys(tried))}). Check that the server is running and the URL is right "
             f"(tgi: the server root, openai: the base URL without /v1)."
+        )
+
+    def _mismatch_message(self, exc: BaseException, info: ErrorInfo) -> str:
+        body = getattr(exc, "doc", None) or getattr(exc, "object", None)
+        if isinstance(body, bytes):
+            body = body[:60].decode("utf-8", "backslashreplace")
+        seen = f"; it sent {str(body)[:60]!r}" if body else ""
+        if info.status in (401, 403):
+            fix = "check the API key (--api-key-env VAR names the environment variable that holds it)."
+        elif self.name == "tgi":
+            fix = (
+                "pass the root URL of a TGI server (http://host:port, no /v1), or --backend openai for an "
+                "OpenAI-compatible server (vLLM, SGLang, TGI's chat route)."
+            )
+        else:
+            fix = "pass the base URL of an OpenAI-compatible server (http://host:port or http://host:port/v1)."
+        return (
+            f"{self.target} answered the 1-token probe, but not as a {self.name} server "
+            f"({info.describe()[:160]}{seen}): {fix}"
         )
 
 
@@ -571,7 +656,7 @@ class LocalBackend(Backend):
     async def _generate_once(self, prompt: Messages | str, params: GenerationParams) -> str:
         return await asyncio.to_thread(self._generate_sync, prompt, params)
 
-    async def check_reachable(self, *, attempts: int = 3, interval: float = 0.5) -> None:
+    async def check_reachable(self, *, attempts: int = 3, interval: float = 0.5, busy_window: float = 10.0) -> None:
         try:
             await asyncio.to_thread(self._load)
         except Exception as exc:  # noqa: BLE001

@@ -56,6 +56,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--per-round", type=int, default=S, help="candidates asked for per round (default: 100)")
     run.add_argument("--seed", type=int, default=S, help="root seed of every random choice (default: 0)")
     run.add_argument("--no-progress", action="store_true", default=S, help="hide progress bars")
+    run.add_argument(
+        "--allow-empty-rounds",
+        action="store_true",
+        default=S,
+        help="let a round in which no candidate parsed pass (default: such a round stops the run, exit 1)",
+    )
 
     gen = parser.add_argument_group("generator and solver")
     gen.add_argument("--generator", default=S, metavar="URL|local[:MODEL]", help="generator endpoint (default: local)")
@@ -133,7 +139,10 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
         data["seeds_path"] = os.path.abspath(given["seeds"])
     if "no_progress" in given:
         data["show_progress"] = False
+    if "allow_empty_rounds" in given:
+        data["allow_empty_rounds"] = True
     generator = data.get("generator") or {}
+    old_url = generator.get("url")
     generator.update(_endpoint(given.get("generator"), given.get("backend"), given.get("model")))
     shared = {
         "concurrency": "max_concurrency",
@@ -156,6 +165,9 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
             "temperature": data.get("solver_temperature", 0.75),
         }
         solver.update(_endpoint(given.get("solver"), given.get("solver_backend"), given.get("solver_model")))
+        if "solver" not in given and old_url and solver.get("url") == old_url and generator.get("url") != old_url:
+            # the server moved: a solver that was the generator's server follows it (resume with a new --generator)
+            solver["url"] = generator["url"]
         _copy_given(
             given,
             solver,
@@ -187,18 +199,21 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
 
 
 def run_synthesize(args: argparse.Namespace) -> int:
-    """The ``synthesize`` handler: 0 on success, 2 for bad input, 3 for an unreachable endpoint, 130 on Ctrl-C."""
-    from .backends import EndpointUnreachableError
+    """The ``synthesize`` handler: 0 on success; 1 when the run cannot produce what it was asked for (an overloaded or
+    stalled endpoint, a round in which nothing parsed, a run folder it cannot write); 2 for bad input (options,
+    config, a URL that answers as no known server, a locked or damaged run folder); 3 for an unreachable endpoint;
+    130 on Ctrl-C."""
+    from .backends import EndpointError, EndpointUnreachableError
     from .config import SynthesisConfig
-    from .loop import synthesize
-    from .store import RunStore
+    from .loop import EmptyRoundError, synthesize
+    from .store import RunFolderError, RunStore
 
     given = vars(args)
     try:
         if "resume" in given:
             if "out" in given and given["out"] != given["resume"]:
                 raise ValueError("pass either --resume RUN_DIR or --out RUN_DIR, not both with different folders.")
-            saved = RunStore(given["resume"]).read_config()
+            saved = RunStore(given["resume"], create=False).read_config()
             if saved is None:
                 raise ValueError(f"{given['resume']} has no config.json: there is no run to resume there.")
             data = _overrides(args, saved)
@@ -219,6 +234,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
     except EndpointUnreachableError as exc:
         print(f"gvendi synthesize: {exc}", file=sys.stderr)
         return 3
+    except EndpointError as exc:
+        print(f"gvendi synthesize: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except EmptyRoundError as exc:
+        print(f"gvendi synthesize: {exc}", file=sys.stderr)
+        return 1
+    except RunFolderError as exc:
+        print(f"gvendi synthesize: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         folder = given.get("resume") or given.get("out")
         print(

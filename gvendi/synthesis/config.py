@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ _NON_IDENTITY_KEYS = {
     "solver.url",
     "gvendi_version",
     "show_progress",
+    "allow_empty_rounds",
     "generator.max_concurrency",
     "generator.requests_per_minute",
     "generator.timeout",
@@ -33,6 +35,31 @@ _NON_IDENTITY_KEYS = {
     "featurize_batch_size",
     "device",
 }
+
+
+def check_url(url: Any, backend: str) -> str:
+    """``url`` if it is an ``http(s)://host[:port][/path]`` URL the backend can use; a ``ValueError`` naming the fix
+    otherwise (a mistyped scheme would otherwise reach the server as a model id, or never leave the client)."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a string like 'http://127.0.0.1:8080'; got {type(url).__name__}.")
+    text = url.strip()
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/\s?#]+)(/[^\s]*)?$", text)
+    if match is None or match.group(1).lower() not in ("http", "https"):
+        if "://" in text:
+            rest = text.split("://", 1)[1]
+        else:  # 'http//host', 'http:/host' or a bare 'host:port'
+            rest = re.sub(r"^[A-Za-z]+(?://|:/)", "", text).lstrip("/")
+        raise ValueError(
+            f"url {url!r} is not an http:// or https:// URL: the {backend} backend needs 'http://HOST:PORT'. "
+            f"Did you mean 'http://{rest}'?"
+        )
+    path = (match.group(3) or "").rstrip("/")
+    if backend == "tgi" and path.endswith("/v1"):
+        raise ValueError(
+            f"url {url!r} ends in /v1, but the tgi backend posts to the server root: pass "
+            f"'{text[: text.rstrip('/').rfind('/v1')]}' with --backend tgi, or keep /v1 with --backend openai."
+        )
+    return text
 
 
 @dataclass
@@ -71,6 +98,8 @@ class EndpointConfig:
             raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}.")
         if self.backend in ("tgi", "openai") and not self.url:
             raise ValueError(f"backend {self.backend!r} needs a url (e.g. http://127.0.0.1:8080).")
+        if self.backend in ("tgi", "openai"):
+            self.url = check_url(self.url, self.backend)
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be ≥ 1; got {self.max_concurrency}.")
         if self.timeout <= 0:
@@ -167,6 +196,9 @@ class SynthesisConfig:
     """Content hash of the seed file, filled in when the run starts (a changed seed file refuses to resume)."""
     show_progress: bool = True
     """Show tqdm bars."""
+    allow_empty_rounds: bool = False
+    """Let a round in which no candidate could be parsed (every answer failed or was unusable) pass; by default such
+    a round stops the run with an error (``EmptyRoundError``, exit 1), since it produced nothing it was asked for."""
 
     def __post_init__(self) -> None:
         if isinstance(self.generator, dict):

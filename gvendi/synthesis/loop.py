@@ -50,7 +50,15 @@ from .tasks import Task, get_task, load_seed_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "resume", "synthesize"]
+__all__ = ["EmptyRoundError", "RunResult", "resume", "synthesize"]
+
+
+class EmptyRoundError(RuntimeError):
+    """A round in which not one candidate could be parsed: the run produced nothing it was asked for.
+
+    ``gvendi synthesize`` exits 1 with this message; ``allow_empty_rounds=True`` (``--allow-empty-rounds``) lets such
+    a round pass instead.
+    """
 
 _SEED_MASK = 0x7FFFFFFF  # 31-bit sampling seeds: every server accepts them
 
@@ -282,7 +290,16 @@ class _Runner:
         pool_feats = self.featurize(pool)[0]
         kmeans, sparse = self._cluster(r, pool_feats, len(pool))
         candidates, generated = await self._generate(state, pool, kmeans.labels, sparse, generator)
+        self._check_parsed(state, len(candidates), generated)
         voted, n_solved = await self._solve_and_vote(state, candidates, solver)
+        if candidates and state.drops.get("solver_failed", 0) == len(candidates) and not self.config.allow_empty_rounds:
+            errors = [rec.get("error") for rec in state.records if rec.get("stage") == "solve" and rec.get("error")]
+            example = f" (e.g. {max(set(errors), key=errors.count)[:200]})" if errors else ""
+            raise EmptyRoundError(
+                f"round {r}: every solver request failed for all {len(candidates)} candidates{example}: check the "
+                f"solver endpoint {solver.target}; the request record is kept. Pass --allow-empty-rounds to let such "
+                "a round pass."
+            )
         decontaminated = await self._decontaminate(state, voted, generator)
         deduplicated = self._deduplicate(state, decontaminated, pool)
         accepted, accepted_feats = self._keep_sparse(state, deduplicated, kmeans.centroids, sparse)
@@ -317,6 +334,25 @@ class _Runner:
             },
         }
         return new_pool, stats
+
+    def _check_parsed(self, state: _RoundState, parsed: int, generated: int) -> None:
+        """Say on stderr when most candidates failed to parse; stop the run when none did (unless allowed)."""
+        if not generated or parsed * 2 >= generated:
+            return
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(state.drops.items()))
+        errors = [rec.get("error") for rec in state.records if rec.get("status") != "ok" and rec.get("error")]
+        example = f"; e.g. {max(set(errors), key=errors.count)[:200]}" if errors else ""
+        unusable = next((rec.get("text") for rec in state.records if rec.get("status") == "ok"), None)
+        sample = f"; one answer began {unusable[:120]!r}" if unusable and parsed == 0 else ""
+        if parsed == 0 and not self.config.allow_empty_rounds:
+            raise EmptyRoundError(
+                f"round {state.index}: none of the {generated} candidates asked for could be parsed ({reasons}"
+                f"{example}{sample}). The generator's answers are unusable: check the endpoint and model; the "
+                "request record is kept. Pass --allow-empty-rounds to let such a round pass."
+            )
+        logger.warning(
+            "round %d: only %d of %d candidates could be parsed (%s%s)", state.index, parsed, generated, reasons, example
+        )
 
     def _cluster(self, r: int, pool_feats: np.ndarray, pool_size: int):
         """Spherical k-means of the pool with K = max(min_clusters, round(k_ratio·|D|)), and its sparse clusters."""
@@ -511,7 +547,7 @@ class _Runner:
                 revision = getattr(self.featurizer, "provenance", {}).get("proxy_revision")
                 if revision:
                     config.proxy.revision = revision
-            store.write_config(config.to_dict())
+                    store.write_config(config.to_dict())  # written once before, without the revision
             store.open_records()
 
             pool = store.read_pool(0)
@@ -577,6 +613,9 @@ def _prepare(config: SynthesisConfig, store: RunStore) -> SynthesisConfig:
         raise ValueError(f"seeds file {seeds_path} does not exist; pass a JSONL file with one example a line.")
     config.seeds_sha256 = _sha256_file(seeds_path)
     saved = store.read_config()
+    if saved is not None and not _holds_work(store):
+        # a run that stopped before its first request (a wrong URL, a wrong backend): nothing to keep consistent
+        saved = None
     if saved is not None:
         diffs = config_differences(saved, config.to_dict())
         if diffs:
@@ -597,6 +636,12 @@ def _prepare(config: SynthesisConfig, store: RunStore) -> SynthesisConfig:
     return config
 
 
+def _holds_work(store: RunStore) -> bool:
+    """Whether the folder holds anything a changed configuration would contradict: a request or a round."""
+    requests = store.requests_path
+    return (requests.exists() and requests.stat().st_size > 0) or (store.root / "rounds").exists()
+
+
 def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     """Run (or continue) Prismatic Synthesis into ``config.out``.
 
@@ -615,6 +660,10 @@ def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     Raises:
         ValueError: for a bad seeds file, a conflicting run folder, or bad benchmark sources.
         EndpointUnreachableError: when the generator or solver cannot be reached.
+        EndpointError: when an endpoint answers as no known server, is overloaded, or stalls.
+        EmptyRoundError: when no candidate of a round could be parsed (unless ``allow_empty_rounds``).
+        RunFolderError: when the run folder cannot be written or read (``RunFolderLockedError``: another process
+            is running it).
 
     Example:
         >>> from gvendi.synthesis import EndpointConfig, SynthesisConfig, synthesize
@@ -625,8 +674,14 @@ def synthesize(config: SynthesisConfig, *, featurizer: Any = None) -> RunResult:
     if not isinstance(config, SynthesisConfig):
         raise TypeError(f"config must be a SynthesisConfig, got {type(config).__name__}.")
     store = RunStore(config.out)
-    config = _prepare(config, store)
-    return asyncio.run(_Runner(config, store, featurizer).run())
+    store.lock()
+    try:
+        config = _prepare(config, store)
+        # written before the proxy loads and the endpoints answer, so a run killed in its first second resumes
+        store.write_config(config.to_dict())
+        return asyncio.run(_Runner(config, store, featurizer).run())
+    finally:
+        store.unlock()
 
 
 def resume(run_dir: str | Path, *, featurizer: Any = None, **overrides: Any) -> RunResult:
@@ -638,7 +693,7 @@ def resume(run_dir: str | Path, *, featurizer: Any = None, **overrides: Any) -> 
         **overrides: settings that do not change the result (``show_progress``, endpoint ``timeout`` …); a
             setting that would change the result is refused with the differing keys.
     """
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, create=False)
     saved = store.read_config()
     if saved is None:
         raise ValueError(f"{run_dir} has no config.json, so there is no run to resume; start one with --out.")

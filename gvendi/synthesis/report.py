@@ -90,16 +90,27 @@ def write_plots(report: dict[str, Any], plot_dir: str | Path) -> list[Path]:
     except ImportError:
         logger.warning("matplotlib is not installed; skipping plots (pip install 'gvendi[synthesis]').")
         return []
+    import os
+
+    from .store import _fs_error
+
     plot_dir = Path(plot_dir)
-    plot_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fs_error("create", plot_dir, exc) from exc
     written = []
 
     def save(fig: Figure, name: str) -> None:
         FigureCanvasAgg(fig)
         path = plot_dir / name
-        tmp = plot_dir / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=80)
-        tmp.replace(path)
+        tmp = plot_dir / f".{name}.tmp-{os.getpid()}.png"
+        try:
+            fig.savefig(tmp, dpi=80)
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _fs_error("write", path, exc) from exc
         written.append(path)
 
     rounds = report["rounds"]

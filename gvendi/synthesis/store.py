@@ -17,6 +17,7 @@ place with ``os.replace``, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,7 +31,41 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RecordIndex", "RunStore", "atomic_write_text", "content_hash", "load_run", "request_id"]
+__all__ = [
+    "RecordIndex",
+    "RunFolderError",
+    "RunFolderLockedError",
+    "RunStore",
+    "atomic_write_text",
+    "content_hash",
+    "load_run",
+    "request_id",
+]
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be read or written (read-only, full disk, damaged file): one line naming the file and
+    what to do. ``gvendi synthesize`` exits with ``exit_code`` (1)."""
+
+    exit_code = 1
+
+
+class RunFolderLockedError(RunFolderError):
+    """Another process holds the run folder's lock (``RUN_DIR/.lock``); ``gvendi synthesize`` exits 2."""
+
+    exit_code = 2
+
+
+def _fs_error(action: str, path: Path | str, exc: OSError) -> RunFolderError:
+    reason = exc.strerror or str(exc)
+    hint = {
+        28: "free some disk space, then resume the run (finished requests are kept)",  # ENOSPC
+        122: "free some quota, then resume the run (finished requests are kept)",  # EDQUOT
+        13: "make the run folder writable (or copy it somewhere writable) and resume there",  # EACCES
+        1: "make the run folder writable (or copy it somewhere writable) and resume there",  # EPERM
+        30: "the file system is read-only: copy the run folder somewhere writable and resume there",  # EROFS
+    }.get(exc.errno or -1, "fix the cause, then resume the run (finished requests are kept)")
+    return RunFolderError(f"cannot {action} {path}: {reason}; {hint}.")
 
 
 def content_hash(obj: Any) -> str:
@@ -48,15 +83,24 @@ def request_id(*, task: str, round: int, stage: str, prompt: Any, params: dict[s
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, ``fsync`` and ``os.replace``."""
+    """Write ``text`` to ``path`` through a temporary file, ``fsync`` and ``os.replace``.
+
+    Raises:
+        RunFolderError: the file cannot be written (read-only folder, full disk); the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _fs_error("write", path, exc) from exc
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
@@ -65,8 +109,35 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """Rows of a JSON-lines file.
+
+    Raises:
+        RunFolderError: naming the file and the line that is not UTF-8 JSON (a damaged or truncated file).
+    """
+    rows = []
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line.decode("utf-8")))
+                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                    raise RunFolderError(
+                        f"{path} line {number} is damaged ({type(exc).__name__}: {str(exc)[:80]})"
+                    ) from None
+    except OSError as exc:
+        raise _fs_error("read", path, exc) from exc
+    return rows
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as exc:
+        raise RunFolderError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except OSError as exc:
+        raise _fs_error("read", path, exc) from exc
 
 
 class RecordIndex(Mapping):
@@ -113,12 +184,21 @@ class RunStore:
     """Reads and writes one run folder.
 
     Args:
-        run_dir: the folder; created when missing.
+        run_dir: the folder; created when missing (unless ``create=False``).
+        create (`bool`, *optional*, defaults to `True`): create the folder; with `False` a missing folder raises
+            ``ValueError`` (``--resume`` of a mistyped path must not leave an empty folder behind).
     """
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, *, create: bool = True):
         self.root = Path(run_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not create and not self.root.is_dir():
+            raise ValueError(f"{self.root} does not exist (or is not a folder): there is no run to resume there.")
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _fs_error("create the run folder", self.root, exc) from exc
+        self._lock_handle = None
         self.requests_path = self.root / "requests.jsonl"
         self._records = RecordIndex(self.requests_path)
         self._handle = None
@@ -131,6 +211,46 @@ class RunStore:
         self._features: dict[str, np.ndarray] = {}
         self._features_loaded = False
 
+    # -- lock -----------------------------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the folder's exclusive lock (``RUN_DIR/.lock``, ``fcntl.flock``), so two processes never run one
+        folder at once; the kernel drops it when the process ends, however it ends.
+
+        Raises:
+            RunFolderLockedError: another process holds it.
+            RunFolderError: the lock file cannot be created (read-only folder).
+        """
+        if self._lock_handle is not None:
+            return
+        import fcntl
+
+        path = self.root / ".lock"
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise _fs_error("create the lock file", path, exc) from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderLockedError(
+                f"{self.root} is in use by another gvendi synthesize (pid {holder}): wait for it to finish or stop "
+                "it, then resume; two processes on one folder would send every request twice."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # closing the descriptor drops the flock
+            self._lock_handle = None
+
     # -- config ---------------------------------------------------------------------------------------------------
     @property
     def config_path(self) -> Path:
@@ -140,9 +260,11 @@ class RunStore:
         if not self.config_path.exists():
             return None
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+            return json.loads(self.config_path.read_bytes().decode("utf-8"))
+        except ValueError as exc:
             raise ValueError(f"{self.config_path} is not valid JSON ({exc}); the run folder is damaged.") from None
+        except OSError as exc:
+            raise _fs_error("read", self.config_path, exc) from exc
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -154,6 +276,12 @@ class RunStore:
         Only byte offsets are kept in memory; a record is read back from the file when asked for, so a long run's
         record (which can reach gigabytes of solver text) never has to fit in memory.
         """
+        try:
+            return self._open_records()
+        except OSError as exc:
+            raise _fs_error("open", self.requests_path, exc) from exc
+
+    def _open_records(self) -> RecordIndex:
         self._records = RecordIndex(self.requests_path)
         good_end = 0
         if self.requests_path.exists():
@@ -166,8 +294,12 @@ class RunStore:
                     if line.strip():
                         try:
                             self._records._offsets[json.loads(line)["id"]] = (offset, len(line))
-                        except (json.JSONDecodeError, KeyError, TypeError):
-                            logger.warning("%s line %d is unreadable; ignoring it.", self.requests_path, number)
+                        except (ValueError, KeyError, TypeError):  # not JSON, not UTF-8, or no id
+                            logger.warning(
+                                "%s line %d is unreadable (damaged); ignoring it: that request is asked again.",
+                                self.requests_path,
+                                number,
+                            )
                     offset += len(line)
                     good_end = offset
             if good_end < size:
@@ -197,7 +329,7 @@ class RunStore:
         if self._handle is None:
             self.open_records()
         if self._writer_error is not None:
-            raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+            raise _fs_error("write", self.requests_path, self._writer_error) from self._writer_error
         self._records._fresh[record["id"]] = record
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         with self._cond:
@@ -225,6 +357,8 @@ class RunStore:
                     position += len(line)
             except OSError as exc:  # surfaced on the next append or flush
                 self._writer_error = exc
+            except Exception as exc:  # noqa: BLE001 - never leave flush() waiting on a dead writer
+                self._writer_error = OSError(f"{type(exc).__name__}: {exc}")
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
@@ -235,7 +369,7 @@ class RunStore:
             while self._pending or self._writing:
                 self._cond.wait(0.1)
         if self._writer_error is not None:
-            raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+            raise _fs_error("write", self.requests_path, self._writer_error) from self._writer_error
 
     def close(self) -> None:
         if self._handle is not None:
@@ -247,7 +381,7 @@ class RunStore:
             self._handle = None
             self._records.close()
             if self._writer_error is not None:
-                raise OSError(f"cannot write {self.requests_path}: {self._writer_error}") from self._writer_error
+                raise _fs_error("write", self.requests_path, self._writer_error) from self._writer_error
 
     # -- pools and round stats ------------------------------------------------------------------------------------
     def round_dir(self, round_index: int) -> Path:
@@ -257,16 +391,32 @@ class RunStore:
         write_jsonl(self.round_dir(round_index) / "pool.jsonl", rows)
 
     def read_pool(self, round_index: int) -> list[dict[str, Any]] | None:
+        """The pool after round ``round_index``; ``None`` when missing or damaged (the round is then redone from
+        the request record, which sends no request twice)."""
         path = self.round_dir(round_index) / "pool.jsonl"
-        return read_jsonl(path) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return read_jsonl(path)
+        except RunFolderError as exc:
+            logger.warning("%s; redoing round %d from the request record.", exc, round_index)
+            return None
 
     def write_round_stats(self, round_index: int, stats: dict[str, Any]) -> None:
         """Mark a round finished: written after its pool, so its presence means the round is complete."""
         atomic_write_text(self.round_dir(round_index) / "stats.json", json.dumps(stats, indent=2) + "\n")
 
     def read_round_stats(self, round_index: int) -> dict[str, Any] | None:
+        """Round ``round_index``'s counts; ``None`` when missing or damaged (then the round is redone)."""
         path = self.round_dir(round_index) / "stats.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            stats = _read_json(path)
+        except RunFolderError as exc:
+            logger.warning("%s; redoing round %d from the request record.", exc, round_index)
+            return None
+        return stats if isinstance(stats, dict) else None
 
     # -- feature cache --------------------------------------------------------------------------------------------
     def _load_features(self) -> None:
@@ -291,13 +441,21 @@ class RunStore:
         """Cache feature rows under their content keys (one ``.npz`` per featurize call, written atomically)."""
         self._load_features()
         folder = self.root / "features"
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fs_error("create", folder, exc) from exc
         name = content_hash(keys)[:24]
         tmp = folder / f".{name}.tmp-{os.getpid()}.npz"
-        np.savez(tmp, keys=np.array(keys), features=np.asarray(features, dtype=np.float32))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, folder / f"{name}.npz")
+        try:
+            np.savez(tmp, keys=np.array(keys), features=np.asarray(features, dtype=np.float32))
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / f"{name}.npz")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _fs_error("write", folder / f"{name}.npz", exc) from exc
         for key, row in zip(keys, features):
             self._features[key] = np.asarray(row, dtype=np.float32)
 
@@ -323,8 +481,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     missing = [name for name in ("config.json", "report.json") if not (root / name).exists()]
     if missing:
         raise ValueError(f"{root} is not a complete synthesis run: missing {', '.join(missing)}.")
-    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
-    report = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    config = _read_json(root / "config.json")
+    report = _read_json(root / "report.json")
     if not report.get("complete"):
         raise ValueError(
             f"the run in {root} is incomplete (report.json has complete=false); finish it with "

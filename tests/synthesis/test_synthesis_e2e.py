@@ -50,6 +50,7 @@ def _bundled_two_rounds(server, tmp_path, featurizer=None, dim=64):
         proxy=ProxyConfig(name=TINY, dim=dim),
         featurize_batch_size=16,
         show_progress=False,
+        allow_empty_rounds=True,  # the tiny random model rarely writes a parseable problem
     )
     result = synthesize(config, featurizer=featurizer)
     config_json, report, rows = load_run(result.run_dir)
@@ -212,7 +213,7 @@ def test_cli_local_generator_smoke(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["synthesize", "--task", "nli", "--seeds", str(seeds), "--generator", f"local:{TINY}", "--rounds", "1"]
     args += ["--per-round", "2", "--max-new-tokens", "16", "--solver-max-new-tokens", "8", "--proxy", TINY]
-    args += ["--dim", "32", "--out", str(out), "--no-progress"]
+    args += ["--dim", "32", "--out", str(out), "--no-progress", "--allow-empty-rounds"]  # tiny model: may not parse
     assert main(args) == 0
     assert "done: " in capsys.readouterr().out
     config, report, rows = load_run(out)

@@ -221,3 +221,30 @@ def test_api_key_env_must_exist(monkeypatch):
         EndpointConfig(backend="tgi", url="http://127.0.0.1:1", api_key_env="GVENDI_TEST_MISSING_KEY")
     )
     assert "secret" not in json.dumps(SynthesisConfig(generator=backend.endpoint).to_dict())
+
+
+_P1 = "A shop sells 4 pens for $3 each. What do 4 pens cost?"
+_P2 = "Tom has 7 apples and eats 2 of them. How many are left?"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"### Problem 1\n{_P1}\n\n### Problem 2\n{_P2}",  # the requested layout
+        f"Example 6:\n{_P1}\n\nExample 7:\n{_P2}",  # the few-shot examples' own labels (issue 15: 0 of 16 parsed)
+        f"Problem 1: {_P1}\nProblem 2: {_P2}",
+        f"**Problem 1:**\n{_P1}\n\n**Problem 2:**\n{_P2}",
+        f"## Problem 1\n{_P1}\n## Problem 2\n{_P2}",
+        f"Question 1: {_P1}\nQuestion 2: {_P2}",
+        f"1. {_P1}\n2. {_P2}",
+        f"1) {_P1}\n2) {_P2}",
+        f"**1.** {_P1}\n\n**2.** {_P2}",
+        f"## 1.\n{_P1}\n\n## 2.\n{_P2}",
+        f'["{_P1}", "{_P2}"]',
+        f'```json\n[{{"problem": "{_P1}"}}, {{"problem": "{_P2}"}}]\n```',
+        f'{{"problems": [{{"question": "{_P1}"}}, "{_P2}"]}}',
+        f"Example 1:\nan echoed example problem\n\n### Problem 1\n{_P1}\n\n### Problem 2\n{_P2}",  # echo ignored
+    ],
+)
+def test_math_parser_reads_every_common_layout(text):
+    assert [p["problem"] for p in MathTask().parse_generation(text, 2)] == [_P1, _P2]

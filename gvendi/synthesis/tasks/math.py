@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -11,11 +12,16 @@ from .base import Messages, Task, VoteOutcome, strip_fences
 
 __all__ = ["MathTask", "extract_boxed"]
 
+_BOLD = r"(?:\*\*|__)?"
+# "### Problem 1", "**Problem 2:**", "Problem 3.", "Example 6:" (the few-shot labels), "Question 1)", "New problem #2"
 _HEADER = re.compile(
-    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:new[ \t]+)?problem[ \t]*#?(\d+)[ \t]*[:.)]?[ \t]*(?:\*\*)?[ \t]*:?",
+    rf"^[ \t]*(?:#{{1,6}}[ \t]*)?{_BOLD}[ \t]*(?:new[ \t]+)?(problem|example|question|exercise)[ \t]*#?(\d+)[ \t]*"
+    rf"{_BOLD}[ \t]*[:.)]?[ \t]*{_BOLD}[ \t]*:?",
     re.IGNORECASE | re.MULTILINE,
 )
-_NUMBERED = re.compile(r"^[ \t]*(\d+)[.)][ \t]+", re.MULTILINE)
+# "1. …", "2) …", "**1.** …", "## 1. …", "1: …"
+_NUMBERED = re.compile(rf"^[ \t]*(?:#{{1,6}}[ \t]*)?{_BOLD}[ \t]*(\d+)[ \t]*[.):][ \t]*{_BOLD}(?:[ \t]+|[ \t]*$)", re.MULTILINE)
+_JSON_KEYS = ("problem", "question", "statement", "text", "content")
 _TAIL = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:solution|answer|final answer)\b", re.IGNORECASE | re.MULTILINE
 )
@@ -41,6 +47,41 @@ def _normalise(answer: str) -> str:
     answer = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", answer)
     answer = answer.replace("\\!", "").replace("\\,", "").replace("$", "").replace("dfrac", "frac")
     return re.sub(r"\s+", "", answer).rstrip(".").lower()
+
+
+def _pieces(text: str, matches: list[re.Match]) -> list[str]:
+    """The text after each match, up to the next one."""
+    return [
+        text[match.end() : (matches[i + 1].start() if i + 1 < len(matches) else len(text))]
+        for i, match in enumerate(matches)
+    ]
+
+
+def _json_problems(text: str) -> list[str] | None:
+    """Problem statements from a JSON answer, or ``None`` when the answer is not JSON."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return None
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        closing = "]" if stripped[0] == "[" else "}"
+        try:
+            data = json.loads(stripped[: stripped.rfind(closing) + 1])
+        except json.JSONDecodeError:
+            return None
+    if isinstance(data, dict):
+        listed = next((data[key] for key in ("problems", "questions", "items") if isinstance(data.get(key), list)), None)
+        data = listed if listed is not None else [data]
+    if not isinstance(data, list):
+        return None
+    out = []
+    for item in data:
+        if isinstance(item, dict):
+            item = next((item[key] for key in _JSON_KEYS if isinstance(item.get(key), str)), None)
+        if isinstance(item, str):
+            out.append(item)
+    return out
 
 
 class _Equivalence:
@@ -121,9 +162,21 @@ class MathTask(Task):
         )
 
     def parse_generation(self, text: str, n_new: int) -> list[dict[str, Any]]:
-        """Problems under ``Problem i`` headers (or a numbered list); solutions the model added are cut off."""
+        """Problems in any common layout; solutions the model added are cut off.
+
+        Layouts, tried in this order: JSON (a list of strings or of ``{"problem": ...}`` objects, or an object with
+        a ``problems`` list), ``Problem i`` headers (the requested ``### Problem i``, bold ``**Problem i:**``, and the
+        few-shot examples' own ``Example i:`` labels; ``Problem`` headers win when both appear), then a numbered list
+        (``1.``, ``2)``, ``**1.**``, ``## 1.``).
+        """
         text = strip_fences(text or "")
-        pieces = split_after(text, _HEADER) or split_after(text, _NUMBERED)
+        pieces = _json_problems(text)
+        if pieces is None:
+            headers = list(_HEADER.finditer(text))
+            if any(match.group(1).lower() == "problem" for match in headers):
+                # the model echoed example labels beside the requested headers: the problems are the new ones
+                headers = [match for match in headers if match.group(1).lower() == "problem"]
+            pieces = _pieces(text, headers) or split_after(text, _NUMBERED)
         problems = []
         for piece in pieces[:n_new]:
             tail = _TAIL.search(piece)
