@@ -2,7 +2,6 @@
 the embedding's or the LM head's size: the largest single allocation of a featurize call stays far below one."""
 
 import pytest
-import torch
 from torch.profiler import ProfilerActivity, profile
 from utils import make_word_tokenizer, real_width_qwen
 
