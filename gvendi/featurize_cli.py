@@ -56,7 +56,7 @@ def run_featurize(args: argparse.Namespace) -> int:
     def featurize(rows: range):
         from .sharded import encode_rows
 
-        return featurizer.featurize_encoded(encode_rows(featurizer, table, rows))
+        return featurizer.featurize_encoded(encode_rows(featurizer, table, rows), row_offset=rows[0] if len(rows) else 0)
 
     featurizer.show_progress = False
     start = time.perf_counter()
