@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_rises_with_the_number_of_templates(capsys):
     assert main(["demo", "--json"]) == 0
-    out = capsys.readouterr().out
-    results = json.loads(out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    out = captured.err  # the table; stdout holds the JSON only
+    results = json.loads(captured.out)
     assert [r["templates"] for r in results] == [1, 2, 4, 8]
     values = [r["gvendi"] for r in results]
     assert all(b > a for a, b in zip(values, values[1:])), values
