@@ -44,7 +44,27 @@ if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
     from .utils import disable_progress_bar, disable_progress_bars, enable_progress_bar, enable_progress_bars
     from .vendi import GVendiResult, VendiAccumulator, score
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "CountSketchProjector",
+    "DEFAULT_PROXY",
+    "DenseProjector",
+    "GVendiResult",
+    "GradientCollector",
+    "GradientFeaturizer",
+    "KMeansResult",
+    "VendiAccumulator",
+    "__version__",
+    "assign_clusters",
+    "disable_progress_bar",
+    "disable_progress_bars",
+    "enable_progress_bar",
+    "enable_progress_bars",
+    "load_proxy",
+    "make_projector",
+    "score",
+    "sparse_clusters",
+    "spherical_kmeans",
+]
 
 
 def __getattr__(name: str) -> Any:
