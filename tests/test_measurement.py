@@ -60,33 +60,17 @@ def test_load_after_pip_install(tmp_path):
     assert "Using the latest cached version" not in run.stderr  # answered directly, not through the cache fallback
 
 
-def _copy_of_the_source(tmp_path) -> Path:
-    """The project's files (what a fresh clone holds) in a temporary folder, so builds leave the checkout alone."""
-    source = tmp_path / "clone"
-    skip = shutil.ignore_patterns(".git", ".venv", ".ci-venv", "build", "dist", "site", "runs", "*.egg-info",
-                                  "__pycache__", ".pytest_cache", ".ruff_cache")
-    shutil.copytree(ROOT.parent, source, ignore=skip)
-    return source
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("editable", [True, False], ids=["pip-install-e", "wheel"])
 def test_load_in_a_fresh_venv(tmp_path, editable):
     """`pip install [-e] .` into a brand-new virtual environment, then `evaluate.load("gvendi")` in a fresh process
     with a fresh HF_HOME, gvendi not imported first. The new venv sees this environment's packages through a path
     file (offline and fast: only gvendi itself is built and installed, with --no-deps)."""
-    import venv
+    from utils import copy_of_the_source, offline_pip, venv_borrowing_these_packages
 
-    source = _copy_of_the_source(tmp_path)
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
-    new_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    # this environment's packages, minus gvendi (its editable finder and .pth run only from a real site dir)
-    (Path(new_site) / "_borrowed.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-               "--no-build-isolation", "--no-index"]
+    source = copy_of_the_source(tmp_path)
+    python, new_site = venv_borrowing_these_packages(tmp_path)
+    install = [*offline_pip(python), "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
     run = subprocess.run([*install, *(["-e"] if editable else []), str(source)], capture_output=True, text=True,
                          timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -118,10 +118,10 @@ def push_command(args: argparse.Namespace) -> int:
 
 def _report_push(result) -> None:
     """Print what ``gvendi push`` did (and warn, on stderr, when the run kept no rows)."""
-    if getattr(result, "num_rows", None) == 0:
+    if getattr(result, "num_generated_rows", None) == 0:
         print(
-            "gvendi push: warning: the run kept 0 rows (nothing generated survived the filters), so the data set is "
-            "empty; check the run's report before publishing.",
+            "gvendi push: warning: the run generated nothing that was kept (0 generated rows): the data set holds "
+            "only the seed pool; check the run's report.md before publishing.",
             file=sys.stderr,
         )
     if result.dry_run:

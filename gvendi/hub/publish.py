@@ -69,7 +69,8 @@ class PushResult:
         url (`str`, *optional*): the repository URL; ``None`` for a dry run.
         folder (`Path`, *optional*): the dry-run folder.
         uploaded (`list[str]`): files sent in the commit; ``deleted``: stale files removed by it.
-        num_rows (`int`, *optional*): rows of the published data set (``push_run``); 0 means the run kept nothing.
+        num_generated_rows (`int`, *optional*): generated (non-seed) rows published (``push_run``); 0 means the run
+            kept nothing it generated.
     """
 
     repo_id: str
@@ -79,7 +80,7 @@ class PushResult:
     changed: bool
     commit: str | None = None
     url: str | None = None
-    num_rows: int | None = None
+    num_generated_rows: int | None = None
     folder: Path | None = None
     uploaded: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -501,7 +502,7 @@ def push_run(
             files=files,
             changed=False,
             folder=Path(dry_run_dir),
-            num_rows=len(run.rows),
+            num_generated_rows=run.num_generated_rows,
         )
     check_online()
     token = resolve_token(token)
@@ -520,7 +521,7 @@ def push_run(
             max_retries=max_retries,
             base_wait=base_wait,
         )
-        result.num_rows = len(run.rows)
+        result.num_generated_rows = run.num_generated_rows
         return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)
