@@ -41,6 +41,11 @@ def replace_block(path: Path, name: str, content: str) -> None:
     path.write_text(re.sub(pattern, lambda m: m.group(1) + content + m.group(3), text, flags=re.S), encoding="utf-8")
 
 
+def code_blocks_of(text: str, lang: str = "text") -> list[str]:
+    """The contents of the fenced ``lang`` blocks in ``text``."""
+    return [block.rstrip("\n") for block in re.findall(rf"```{lang}\n(.*?)```", text, re.S)]
+
+
 def code_block(text: str, lang: str = "text") -> str:
     return f"```{lang}\n{text.rstrip()}\n```"
 
