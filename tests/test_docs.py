@@ -2,6 +2,7 @@
 renders Hugging Face-style argument lines, and nothing needs a CDN."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,6 @@ def test_the_site_loads_nothing_from_a_cdn():
 
 
 def test_every_picture_a_page_shows_exists():
-    import re
-
     for page in (ROOT / "docs").glob("*.md"):
         for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} shows {target}, which does not exist"
@@ -61,5 +60,10 @@ def test_callback_example_prints_what_the_page_shows(tmp_path):
                          env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     printed = [line.rstrip() for line in run.stdout.splitlines() if "G-Vendi" in line or line.startswith("  stage")]
-    page = code_blocks_of(marked_block((ROOT / "docs" / "callback.md").read_text(), "callback-example"))[0]
-    assert printed == [line.rstrip() for line in page.splitlines()], "regenerate: python docs/assets/regenerate.py callback"
+    page = code_blocks_of(marked_block((ROOT / "docs" / "callback.md").read_text(), "callback-example"))[0].splitlines()
+    # same lines, same numbers; the values may move in the last digit with the BLAS's summation order across runs
+    number = re.compile(r"\d+\.\d+")
+    assert [number.sub("#", line) for line in printed] == [number.sub("#", line) for line in page]
+    for ran, shown in zip(printed, page):
+        for a, b in zip(number.findall(ran), number.findall(shown)):
+            assert float(a) == pytest.approx(float(b), rel=5e-3), (ran, shown, "python docs/assets/regenerate.py callback")
