@@ -37,8 +37,12 @@ def marked_block(text: str, name: str) -> str:
 def replace_block(path: Path, name: str, content: str) -> None:
     text = path.read_text(encoding="utf-8")
     marked_block(text, name)  # raises when the markers are missing
-    pattern = rf"(<!-- gvendi:{name} -->\n?)(.*?)(\n?<!-- /gvendi:{name} -->)"
-    path.write_text(re.sub(pattern, lambda m: m.group(1) + content + m.group(3), text, flags=re.S), encoding="utf-8")
+    pattern = rf"<!-- gvendi:{name} -->(.*?)<!-- /gvendi:{name} -->"
+    inline = "\n" not in content
+    block = f"<!-- gvendi:{name} -->{content}<!-- /gvendi:{name} -->" if inline else (
+        f"<!-- gvendi:{name} -->\n{content.strip(chr(10))}\n<!-- /gvendi:{name} -->"
+    )
+    path.write_text(re.sub(pattern, lambda m: block, text, flags=re.S), encoding="utf-8")
 
 
 def code_blocks_of(text: str, lang: str = "text") -> list[str]:
@@ -143,7 +147,7 @@ def regenerate_synthesis() -> None:
         shutil.copy(plots / "funnel.png", ASSETS / "synthesis_funnel.png")
         shutil.copy(plots / "gvendi.png", ASSETS / "synthesis_gvendi.png")
         shutil.copy(plots / "round_001_clusters.png", ASSETS / "synthesis_clusters.png")
-        report = (run_dir / "report.md").read_text(encoding="utf-8")
+        report = (run_dir / "report.md").read_text(encoding="utf-8").replace(server.url, "http://127.0.0.1:PORT")
         replace_block(ROOT / "docs" / "synthesis.md", "synthesis-report", _demote(report))
 
 
