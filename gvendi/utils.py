@@ -109,6 +109,7 @@ def _line_bar_class():
             kwargs.setdefault("mininterval", LINE_INTERVAL_S)
             kwargs.setdefault("ascii", True)
             self._last_line = -1.0
+            self._last_n = None
             super().__init__(*args, **kwargs)
 
         def display(self, msg=None, pos=None, force=False):
@@ -118,13 +119,15 @@ def _line_bar_class():
             if not force and self._last_line >= 0 and now - self._last_line < LINE_INTERVAL_S:
                 return True
             self._last_line = now
+            self._last_n = self.n
             self.fp.write((msg if msg is not None else self.__str__()).strip() + "\n")
             self.fp.flush()
             return True
 
         def close(self):
             if not self.disable and self._last_line >= 0:
-                self.display(force=True)  # the final count, once
+                if self._last_n != self.n:
+                    self.display(force=True)  # the final count, once
                 self.leave = False  # (tqdm's own final redraw would repeat it)
             super().close()
 
