@@ -773,7 +773,7 @@ class GVendiCallback(TrainerCallback):
             from matplotlib.figure import Figure
         except ImportError:
             self._warn_once(
-                "plot", "GVendiCallback: matplotlib is not installed (pip install 'gvendi[plots]'); no plot."
+                "plot", "GVendiCallback: matplotlib is not installed (pip install matplotlib); no plot."
             )
             return
         points = [p for p in self.curve if p["cumulative"] is not None]

@@ -3,9 +3,11 @@
 `evaluate` has no plugin registry. Offline (``HF_EVALUATE_OFFLINE=1``) it falls back to its module cache, looking for
 ``<HF_MODULES_CACHE>/evaluate_modules/metrics/evaluate-measurement--gvendi/<64-hex>/gvendi.py``. This hook writes a
 two-line shim there (``from gvendi.measurement import Gvendi``) the moment `evaluate` is imported, and at no other
-time. A wheel install runs it at interpreter start through ``gvendi-evaluate.pth`` (a copy of this file named
-``gvendi_evaluate_hook``), which costs one ``sys.meta_path`` entry and imports nothing; ``import gvendi`` installs it
-too (editable installs do not carry ``.pth`` files). It must stay free of imports beyond the standard library.
+time, and routes ``evaluate.load("gvendi")`` straight to it, so no Hub request is tried and evaluate's "Using the latest
+cached version" warning never shows. Every install (wheel or ``pip install -e``) runs it at interpreter start through
+``gvendi-evaluate.pth`` (a copy of this file named ``gvendi_evaluate_hook``, see setup.py), which costs one
+``sys.meta_path`` entry and imports nothing; ``import gvendi`` installs it too. It must stay free of imports beyond
+the standard library.
 """
 
 import hashlib
@@ -47,6 +49,44 @@ def register():
         return None
 
 
+def _module_path(shim: str) -> str:
+    """The dotted import path evaluate gives a file of its dynamic-modules cache (as its own cache fallback does)."""
+    import evaluate.config as config
+
+    digest = os.path.basename(os.path.dirname(shim))
+    return ".".join([config.MODULE_NAME_FOR_DYNAMIC_MODULES, "metrics", MODULE_DIR, digest, "gvendi"])
+
+
+def _route_load(loading) -> None:
+    """Answer ``evaluate.load("gvendi")`` with the shim before evaluate asks the Hub (a local gvendi.py still wins)."""
+    original = loading.evaluation_module_factory
+    if getattr(original, "_gvendi_route", False):
+        return
+
+    def evaluation_module_factory(path, module_type=None, *args, **kwargs):
+        local = os.path.isfile(path) or os.path.isfile(os.path.join(path, "gvendi.py"))
+        if path == "gvendi" and module_type in (None, "measurement") and not local:
+            loading.init_dynamic_modules()  # the cache's root package, as evaluate creates it
+            shim = register()
+            if shim is not None:
+                import importlib
+
+                importlib.invalidate_caches()
+                return loading.ImportableModule(_module_path(shim), os.path.basename(os.path.dirname(shim)))
+        return original(path, module_type, *args, **kwargs)
+
+    evaluation_module_factory._gvendi_route = True
+    loading.evaluation_module_factory = evaluation_module_factory
+
+
+def _after_evaluate_import() -> None:
+    register()
+    try:
+        _route_load(sys.modules["evaluate.loading"])
+    except Exception:  # an evaluate without this function: the cache fallback (register) still works offline
+        pass
+
+
 class _EvaluateImportWatcher(importlib.abc.MetaPathFinder):
     """Finds nothing itself; wraps the loader of `evaluate` so that :func:`register` runs once it has loaded."""
 
@@ -60,7 +100,7 @@ class _EvaluateImportWatcher(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             original(module)
-            register()
+            _after_evaluate_import()
 
         spec.loader.exec_module = exec_module
         return spec
@@ -69,7 +109,7 @@ class _EvaluateImportWatcher(importlib.abc.MetaPathFinder):
 def install():
     """Register now if `evaluate` is already imported, else watch for its import."""
     if "evaluate" in sys.modules and hasattr(sys.modules["evaluate"], "load"):
-        register()
+        _after_evaluate_import()
         return
     if not any(type(finder).__name__ == "_EvaluateImportWatcher" for finder in sys.meta_path):
         sys.meta_path.insert(0, _EvaluateImportWatcher())

@@ -179,9 +179,10 @@ def spherical_kmeans(
     centroids = pool[chosen].clone()
     del pool, closest
 
-    bar = progress_bar(range(n_iter), desc="spherical k-means", disable=not show_progress or n_iter == 0)
+    bar = progress_bar(total=n_iter, desc="spherical k-means", unit="it", disable=not show_progress or n_iter == 0)
     sims, labels = nearest(centroids)
-    for _ in bar:
+    for _ in range(n_iter):
+        bar.update(1)
         sums = torch.zeros_like(centroids).index_add_(0, labels, x)
         sizes = torch.bincount(labels, minlength=n_clusters)
         empty = (sizes == 0).nonzero().flatten()
@@ -191,8 +192,11 @@ def spherical_kmeans(
         centroids = sums / sums.norm(dim=1, keepdim=True).clamp_min(1e-12)
         sims, new_labels = nearest(centroids)
         if torch.equal(new_labels, labels):
+            bar.set_postfix_str("converged", refresh=False)
+            bar.update(bar.total - bar.n)  # converged early: the bar ends full, not at 3/20
             break
         labels = new_labels
+    bar.close()
     sizes = torch.bincount(labels, minlength=n_clusters)
     return KMeansResult(
         centroids=centroids.cpu().numpy().astype(np.float32),
@@ -206,10 +210,19 @@ def sparse_clusters(sizes, *, ratio: float = 0.5) -> np.ndarray:
 
     ``ratio=0.5`` is the median rule of the released code (the paper's figure uses the smallest 20%). If no cluster
     qualifies (all sizes equal), every cluster counts as sparse.
+
+    Args:
+        sizes (`KMeansResult` or array of `int`): a :func:`spherical_kmeans` result, or its ``sizes``.
+        ratio (`float`, *optional*, defaults to 0.5): the size quantile below which a cluster is sparse.
     """
+    if isinstance(sizes, KMeansResult):
+        sizes = sizes.sizes
     sizes = np.asarray(sizes)
     if sizes.ndim != 1 or sizes.size == 0:
-        raise ValueError("sizes must be a non-empty 1-D array of cluster sizes.")
+        raise ValueError(
+            f"sizes must be a KMeansResult or a non-empty 1-D array of cluster sizes (got shape {sizes.shape}); "
+            "pass spherical_kmeans(...) or its .sizes."
+        )
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must be in (0, 1] (got {ratio}); 0.5 means 'smaller than the median'.")
     threshold = np.quantile(sizes, ratio)

@@ -56,7 +56,7 @@ def run_featurize(args: argparse.Namespace) -> int:
     def featurize(rows: range):
         from .sharded import encode_rows
 
-        return featurizer.featurize_encoded(encode_rows(featurizer, table, rows))
+        return featurizer.featurize_encoded(encode_rows(featurizer, table, rows), row_offset=rows[0] if len(rows) else 0)
 
     featurizer.show_progress = False
     start = time.perf_counter()
@@ -115,7 +115,9 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
     parser.add_argument("--out", required=True, help="output folder (created; a rerun resumes it).")
-    parser.add_argument("--split", default="train")
+    parser.add_argument(
+        "--split", default=None, help="split of a Hub dataset or a DatasetDict folder (default 'train'); a file has none."
+    )
     parser.add_argument("--config", default=None, help="Hub dataset configuration.")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows.")
     parser.add_argument("--shard-rows", type=int, default=4096, help="rows per shard (the unit of resumption).")
@@ -132,6 +134,22 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --out.")
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score in gvendi.json.")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line per process.")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars.")
+    parser.add_argument(
+        "--quiet", "--no-progress", dest="quiet", action="store_true",
+        help="no progress bars (gvendi's, transformers', datasets'); also GVENDI_DISABLE_PROGRESS_BAR=1.",
+    )
     _add_featurizer_arguments(parser)
-    parser.set_defaults(handler=run_featurize)
+    parser.set_defaults(handler=run_featurize, check=_check_featurize_args)
+
+
+def _check_featurize_args(args: argparse.Namespace) -> None:
+    from .cli import _check_common, check_featurizer_args
+
+    _check_common(args)
+    check_featurizer_args(args)
+    if args.shard_rows < 1:
+        raise ValueError(f"--shard-rows must be ≥ 1 (got {args.shard_rows}).")
+    if args.world_size is not None and args.world_size < 1:
+        raise ValueError(f"--world-size must be ≥ 1 (got {args.world_size}).")
+    if args.rank is not None and (args.rank < 0 or (args.world_size is not None and args.rank >= args.world_size)):
+        raise ValueError(f"--rank must be in [0, world size) (got {args.rank}).")

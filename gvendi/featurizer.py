@@ -19,13 +19,17 @@ from .proxy import (
     DEFAULT_PROXY,
     IGNORE_INDEX,
     EncodedExample,
+    LoadedProxy,
     context_length,
     encode_chat,
     encode_pair,
     load_proxy,
+    load_tokenizer,
+    proxy_identity,
+    resolve_dtype,
     truncate,
 )
-from .utils import progress_bar
+from .utils import progress_bar, resolve_device
 
 __all__ = ["GradientFeaturizer"]
 
@@ -78,6 +82,9 @@ class GradientFeaturizer:
 
     Each example's feature is ``P g / ‖P g‖`` where ``g`` is the gradient, over all proxy parameters, of the mean
     cross-entropy on its completion tokens, and ``P`` a seeded random projection to ``dim``.
+
+    Constructing one checks every argument and loads the proxy's tokenizer; the model itself loads on first use, so a
+    ``Dataset.map`` that finds its cached result (same fingerprint) never loads it.
 
     Args:
         proxy: Hub id, local folder, ``"tiny"`` (bundled demo proxy) or a loaded model (then pass ``tokenizer``).
@@ -156,9 +163,21 @@ class GradientFeaturizer:
             raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES} (got {truncation!r}).")
         if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be an integer ≥ 1 (got {max_batch_tokens!r}).")
-        self.loaded = load_proxy(proxy, tokenizer=tokenizer, revision=revision, device=device, dtype=dtype)
-        self.model = self.loaded.model
-        self.tokenizer = self.loaded.tokenizer
+        self._device_setting = resolve_device(device)  # a CUDA device on a CPU-only torch fails here, not later
+        self._dtype = resolve_dtype(dtype, self._device_setting)
+        self._revision = revision
+        if isinstance(proxy, torch.nn.Module):  # already in memory: nothing to defer
+            self._loaded: LoadedProxy | None = load_proxy(
+                proxy, tokenizer=tokenizer, revision=revision, device=self._device_setting, dtype=self._dtype
+            )
+            self._proxy_source, self.tokenizer = None, self._loaded.tokenizer
+            name, resolved_revision, digest = self._loaded.name, self._loaded.revision, self._loaded.digest
+        else:  # the model loads on first use, so a Dataset.map that hits its cache never loads it
+            self._loaded = None
+            self._proxy_source = proxy
+            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(proxy, revision=revision)
+            name, resolved_revision, digest = proxy_identity(proxy, revision=revision)
+        self._identity = {"proxy": name, "proxy_revision": resolved_revision, "proxy_digest": digest}
         self.dim = dim
         self.projection = projection.name if isinstance(projection, Projector) else projection
         self.seed = int(seed)
@@ -166,14 +185,7 @@ class GradientFeaturizer:
         self.completion_column = completion_column
         self.messages_column = messages_column
         self.output_column = output_column
-        self.context = context_length(self.model)
-        if max_length is not None and self.context is not None and max_length > self.context:
-            logger.warning(
-                "max_length=%d is past the proxy's context window of %d positions; rows are cut to %d instead.",
-                max_length,
-                self.context,
-                self.context,
-            )
+        self._context: int | None | bool = False  # the proxy's context window, read when the model first loads
         self.max_length = max_length
         self.truncation = truncation
         self.max_batch_tokens = max_batch_tokens
@@ -185,10 +197,10 @@ class GradientFeaturizer:
         self.use_chat_template = use_chat_template
         self.projector = make_projector(projection, dim, seed)
         self._config = {
-            "proxy": str(proxy) if not isinstance(proxy, torch.nn.Module) else self.loaded.name,
+            "proxy": str(proxy) if not isinstance(proxy, torch.nn.Module) else name,
             "proxy_object": isinstance(proxy, torch.nn.Module),
-            "proxy_digest": self.loaded.digest,
-            "revision": self.loaded.revision,
+            "proxy_digest": digest,
+            "revision": resolved_revision,
             "dim": dim,
             "projection": projection,
             "seed": self.seed,
@@ -219,12 +231,28 @@ class GradientFeaturizer:
     def provenance(self) -> dict[str, Any]:
         """What produced the features: proxy id, revision and digest, projection, dim, seed, gvendi version."""
         return {
-            "proxy": self.loaded.name,
-            "proxy_revision": self.loaded.revision,
-            "proxy_digest": self.loaded.digest,
+            **self._identity,
             **self.projector.config(),
             "gvendi_version": __version__,
         }
+
+    @property
+    def loaded(self) -> LoadedProxy:
+        """The proxy model and tokenizer, loaded on first use."""
+        if self._loaded is None:
+            self._loaded = load_proxy(
+                self._proxy_source,
+                tokenizer=self.tokenizer,
+                revision=self._revision,
+                device=self._device_setting,
+                dtype=self._dtype,
+            )
+        return self._loaded
+
+    @property
+    def model(self) -> Any:
+        """The proxy model (loaded on first use)."""
+        return self.loaded.model
 
     def __reduce__(self):
         return (_rebuild, ({k: v for k, v in self._config.items()}, self.fingerprint))
@@ -239,14 +267,41 @@ class GradientFeaturizer:
 
     # encoding ------------------------------------------------------------------------------------------------
     @property
+    def context(self) -> int | None:
+        """The proxy's context window in tokens (``max_position_embeddings``; reading it loads the model)."""
+        if self._context is False:
+            self._context = context_length(self.model)
+            if self.max_length is not None and self._context is not None and self.max_length > self._context:
+                logger.warning(
+                    "max_length=%d is past the proxy's context window of %d positions; rows are cut to %d instead.",
+                    self.max_length,
+                    self._context,
+                    self._context,
+                )
+        return self._context
+
+    @property
     def length_limit(self) -> int | None:
         """Tokens a row may have: ``max_length``, capped at the proxy's context window."""
         limits = [n for n in (self.max_length, self.context) if n is not None]
         return min(limits) if limits else None
 
     def encode(self, batch: Mapping[str, Any], *, row_offset: int = 0) -> list[EncodedExample]:
-        """Token ids and labels for a batch given as a dict of columns (rows past the length limit are cut or
-        refused by ``truncation``)."""
+        """Token ids and labels for a batch given as a dict of columns (``{"prompt": [...], "completion": [...]}``).
+
+        ``row_offset`` is the index of the batch's first row in the whole data set; messages count rows from 1. Rows
+        past the length limit are cut or refused by ``truncation``.
+        """
+        if not isinstance(batch, Mapping):
+            raise TypeError(
+                f"encode() takes a dict of columns, got a {type(batch).__name__}; use featurize() for a list of rows."
+            )
+        single = [k for k, v in batch.items() if isinstance(v, str)]
+        if single:
+            raise TypeError(
+                f"encode() takes a batch, a dict of columns (lists), but {single[0]!r} is one string: this looks like "
+                f"a single row. Wrap each value in a list ({{{single[0]!r}: [...]}}), or call featurize([row])."
+            )
         examples = self._encode(batch, row_offset=row_offset)
         limit = self.length_limit
         if limit is None:
@@ -258,7 +313,7 @@ class GradientFeaturizer:
         where = "the proxy's context window" if limit == self.context else "max_length"
         if self.truncation == "error":
             raise ValueError(
-                f"row {row_offset + first}: {len(examples[first].input_ids)} tokens, past {where} of {limit} "
+                f"row {row_offset + first + 1}: {len(examples[first].input_ids)} tokens, past {where} of {limit} "
                 f"({len(long_rows)} row(s) in all); shorten those rows, or pass truncation='truncate' to cut them."
             )
         logger.warning(
@@ -267,11 +322,11 @@ class GradientFeaturizer:
             len(long_rows),
             where,
             limit,
-            row_offset + first,
+            row_offset + first + 1,
             len(examples[first].input_ids),
         )
         cut = set(long_rows)
-        return [truncate(e, limit, row=row_offset + i) if i in cut else e for i, e in enumerate(examples)]
+        return [truncate(e, limit, row=row_offset + i + 1) if i in cut else e for i, e in enumerate(examples)]
 
     def _encode(self, batch: Mapping[str, Any], *, row_offset: int = 0) -> list[EncodedExample]:
         if "input_ids" in batch and "labels" in batch and self.completion_column not in batch:
@@ -279,29 +334,29 @@ class GradientFeaturizer:
             vocab = self.model.get_input_embeddings().num_embeddings
             examples = []
             for i, (ids, labels) in enumerate(zip(batch["input_ids"], batch["labels"])):
-                ids, labels = _int_list(ids, "input_ids", row_offset + i), _int_list(labels, "labels", row_offset + i)
+                ids, labels = _int_list(ids, "input_ids", row_offset + i + 1), _int_list(labels, "labels", row_offset + i + 1)
                 if len(ids) != len(labels):
-                    raise ValueError(f"row {row_offset + i}: input_ids and labels have different lengths.")
+                    raise ValueError(f"row {row_offset + i + 1}: input_ids and labels have different lengths.")
                 bad = next((t for t in ids if not 0 <= t < vocab), None)
                 if bad is not None:
                     raise ValueError(
-                        f"row {row_offset + i}: input_ids holds token id {bad}, outside the proxy's vocabulary "
+                        f"row {row_offset + i + 1}: input_ids holds token id {bad}, outside the proxy's vocabulary "
                         f"(0..{vocab - 1}); tokenize with the proxy's own tokenizer."
                     )
                 bad = next((t for t in labels if t != IGNORE_INDEX and not 0 <= t < vocab), None)
                 if bad is not None:
                     raise ValueError(
-                        f"row {row_offset + i}: labels holds {bad}, neither {IGNORE_INDEX} (masked) nor a token id "
+                        f"row {row_offset + i + 1}: labels holds {bad}, neither {IGNORE_INDEX} (masked) nor a token id "
                         f"of the proxy's vocabulary (0..{vocab - 1})."
                     )
-                examples.append(truncate(EncodedExample(ids, labels), self.max_length, row=row_offset + i))
+                examples.append(truncate(EncodedExample(ids, labels), self.max_length, row=row_offset + i + 1))
             return examples
         if self.messages_column is not None:
             self._require_columns(batch, [self.messages_column])
             if isinstance(batch[self.messages_column], (str, bytes)) or not hasattr(batch[self.messages_column], "__len__"):
                 raise TypeError(f"column {self.messages_column!r} must be a list of conversations, one per row.")
             return [
-                truncate(encode_chat(self.tokenizer, conv, row=row_offset + i), self.max_length, row=row_offset + i)
+                truncate(encode_chat(self.tokenizer, conv, row=row_offset + i + 1), self.max_length, row=row_offset + i + 1)
                 for i, conv in enumerate(batch[self.messages_column])
             ]
         self._require_columns(batch, [self.prompt_column, self.completion_column])
@@ -309,9 +364,11 @@ class GradientFeaturizer:
         self._same_lengths(batch, list(fields))
         return [
             truncate(
-                encode_pair(self.tokenizer, p, c, row=row_offset + i, use_chat_template=self.use_chat_template, fields=fields),
+                encode_pair(
+                    self.tokenizer, p, c, row=row_offset + i + 1, use_chat_template=self.use_chat_template, fields=fields
+                ),
                 self.max_length,
-                row=row_offset + i,
+                row=row_offset + i + 1,
             )
             for i, (p, c) in enumerate(zip(batch[self.prompt_column], batch[self.completion_column]))
         ]
@@ -340,7 +397,9 @@ class GradientFeaturizer:
 
     # featurizing ---------------------------------------------------------------------------------------------
     def _device(self) -> torch.device:
-        return self._rank_device or next(self.model.parameters()).device
+        if self._rank_device is not None:
+            return self._rank_device
+        return next(self.model.parameters()).device if self._loaded is not None else self._device_setting
 
     @torch.no_grad()
     def _run_batch(self, examples: list[EncodedExample]) -> torch.Tensor:
@@ -365,8 +424,11 @@ class GradientFeaturizer:
             features = collector.end_batch()
         return features
 
-    def featurize_encoded(self, examples: list[EncodedExample], *, progress: Any = None) -> np.ndarray:
-        """Features of already-encoded examples, (N, dim) float32 unit rows, in input order."""
+    def featurize_encoded(
+        self, examples: list[EncodedExample], *, progress: Any = None, row_offset: int = 0
+    ) -> np.ndarray:
+        """Features of already-encoded examples, (N, dim) float32 unit rows, in input order (``row_offset``: index of
+        the first example in the whole data set, for messages)."""
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # less padding per batch
         out = np.zeros((len(examples), self.dim), dtype=np.float32)
         began, done, tokens = time.perf_counter(), 0, 0
@@ -376,7 +438,9 @@ class GradientFeaturizer:
             bad = (norms.squeeze(1) == 0) | ~torch.isfinite(feats).all(dim=1)
             if bool(bad.any()):
                 row = chunk[int(bad.nonzero()[0, 0])]
-                raise ValueError(f"row {row}: its gradient is zero or not finite; check that example's completion.")
+                raise ValueError(
+                    f"row {row_offset + row + 1}: its gradient is zero or not finite; check that example's completion."
+                )
             out[chunk] = (feats / norms).cpu().numpy()
             done, tokens = done + len(chunk), tokens + sum(len(examples[i].input_ids) for i in chunk)
             self.throughput = Throughput(done, tokens, time.perf_counter() - began)
@@ -467,7 +531,7 @@ class GradientFeaturizer:
 
     def __repr__(self) -> str:
         return (
-            f"GradientFeaturizer(proxy={self.loaded.name!r}, dim={self.dim}, projection={self.projection!r}, "
+            f"GradientFeaturizer(proxy={self._identity['proxy']!r}, dim={self.dim}, projection={self.projection!r}, "
             f"seed={self.seed}, device={str(self._device())!r})"
         )
 
@@ -485,6 +549,12 @@ def _int_list(values: Any, name: str, row: int) -> list[int]:
 def _as_columns(data: Any) -> dict[str, list]:
     """A dict of columns from records, a dict of columns or a `datasets.Dataset`."""
     if isinstance(data, Mapping):
+        single = [k for k, v in data.items() if isinstance(v, str)]
+        if single:
+            raise TypeError(
+                f"got one row ({{{single[0]!r}: ...}} holds a string, not a column): pass a list of rows, [row], or a "
+                "dict of columns whose values are lists."
+            )
         return {k: list(v) for k, v in data.items()}
     if hasattr(data, "column_names") and hasattr(data, "to_dict"):  # datasets.Dataset
         return data.to_dict()
@@ -495,6 +565,6 @@ def _as_columns(data: Any) -> dict[str, list]:
         return {}
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
-            raise TypeError(f"row {i} is a {type(record).__name__}, not a dict of fields.")
+            raise TypeError(f"row {i + 1} is a {type(record).__name__}, not a dict of fields.")
     keys = list(dict.fromkeys(k for record in records for k in record))
     return {k: [record.get(k) for record in records] for k in keys}

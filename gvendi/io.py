@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,19 +12,51 @@ __all__ = ["load_table"]
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
+def _first_bad_line(path: Path) -> str | None:
+    """'line N: why' for the first line of a JSON Lines file that is not one JSON object (lines count from 1)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"line {number}: {err.msg} (column {err.colno})"
+            if not isinstance(value, dict):
+                return f"line {number}: a JSON {type(value).__name__}, not an object of fields"
+    return None
+
+
 def _first_line(err: BaseException) -> str:
     """The first line of an exception's message, or its type when the message is empty."""
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
 
 
-def load_table(source: str, *, split: str = "train", config: str | None = None, limit: int | None = None) -> Any:
+def _read_error(path: Path, err: Exception) -> str:
+    """Where a local file is malformed, as a person would look for it: a line number from 1, not a byte offset."""
+    if path.suffix.lower() == ".jsonl":
+        where = _first_bad_line(path)
+        if where:
+            return where
+    if path.suffix.lower() == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        except json.JSONDecodeError as decode_error:
+            return f"line {decode_error.lineno}: {decode_error.msg} (column {decode_error.colno})"
+    return _first_line(err)
+
+
+def load_table(
+    source: str, *, split: str | None = None, config: str | None = None, limit: int | None = None
+) -> Any:
     """Load ``source`` as a `datasets.Dataset`.
 
     Args:
         source (`str`): a ``.jsonl``/``.json``/``.parquet``/``.csv`` file, a folder written by
             ``Dataset.save_to_disk``, or a Hub dataset id.
-        split (`str`, *optional*, defaults to ``"train"``): split of a Hub data set or a DatasetDict folder.
+        split (`str`, *optional*, defaults to ``"train"``): split of a Hub data set or a DatasetDict folder; an error
+            for a single file or a single-split folder, which have no splits.
         config (`str`, *optional*): configuration name of a Hub data set.
         limit (`int`, *optional*): keep only the first ``limit`` rows.
 
@@ -33,30 +66,48 @@ def load_table(source: str, *, split: str = "train", config: str | None = None, 
     """
     import datasets
 
+    from .utils import quiet_libraries
+
     path = Path(source)
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be ≥ 1 (got {limit}).")
+    if path.suffix.lower() in _BUILDERS or path.is_dir():
+        if config is not None:
+            raise ValueError(f"--config {config!r} names a Hub dataset configuration; {source!r} is local. Drop it.")
     if path.suffix.lower() in _BUILDERS:
         if not path.is_file():
             raise ValueError(f"data file {source!r} does not exist; check the path (relative to {os.getcwd()}).")
-        if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
+        if split is not None:
+            raise ValueError(
+                f"--split {split!r} does not apply to {source!r}: a single file has no splits. Drop --split, or pass "
+                "the file of the split you want."
+            )
+        if path.stat().st_size == 0 or (path.suffix.lower() in {".jsonl", ".json", ".csv"} and not _has_text(path)):
             raise ValueError(f"{source!r} is empty (0 rows): nothing to score.")
         try:
-            table = datasets.load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
-        except Exception as err:  # malformed JSON/CSV/Parquet: say which file and why
-            raise ValueError(f"could not read {source!r} as {path.suffix} data: {_first_line(err)}") from err
+            with quiet_libraries():
+                table = datasets.load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
+        except Exception as err:  # malformed JSON/CSV/Parquet: say which file, which line and why
+            raise ValueError(f"could not read {source!r} as {path.suffix} data: {_read_error(path, err)}") from None
     elif path.is_dir():
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):
+            split = "train" if split is None else split
             if split not in loaded:
                 raise ValueError(f"{source!r} has splits {sorted(loaded)}, not {split!r}; pass --split.")
             loaded = loaded[split]
+        elif split is not None:
+            raise ValueError(f"--split {split!r} does not apply to {source!r}: it holds one Dataset, not splits.")
         table = loaded
     elif path.suffix:
         raise ValueError(
             f"unsupported data file {source!r}: use .jsonl, .json, .parquet or .csv, a saved dataset folder, or a Hub id."
         )
     elif source.count("/") == 1 and not path.exists():
+        split = "train" if split is None else split
         try:
-            table = datasets.load_dataset(source, config, split=split)
+            with quiet_libraries():
+                table = datasets.load_dataset(source, config, split=split)
         except Exception as err:
             raise ValueError(
                 f"could not load the Hub dataset {source!r} (split {split!r}): {_first_line(err)}. "
@@ -65,9 +116,16 @@ def load_table(source: str, *, split: str = "train", config: str | None = None, 
     else:
         raise ValueError(f"{source!r} is neither a data file, a saved dataset folder nor a Hub id (ORG/NAME).")
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be ≥ 1 (got {limit}).")
         table = table.select(range(min(limit, len(table))))
     if len(table) == 0:
         raise ValueError(f"{source!r} has 0 rows: nothing to score.")
     return table
+
+
+def _has_text(path: Path) -> bool:
+    """Whether a text file holds anything but whitespace (read in chunks, stops at the first character)."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False

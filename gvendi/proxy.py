@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .utils import resolve_device
+from .utils import quiet_libraries, resolve_device
 
 __all__ = [
     "DEFAULT_PROXY",
@@ -28,6 +28,8 @@ __all__ = [
     "encode_chat",
     "encode_pair",
     "load_proxy",
+    "load_tokenizer",
+    "proxy_identity",
     "random_proxy_like_default",
 ]
 
@@ -117,12 +119,7 @@ def load_proxy(
         ValueError: an unknown or uncached proxy (offline), or a model object without a tokenizer.
     """
     target_device = resolve_device(device)
-    if isinstance(dtype, str):
-        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'.")
-        dtype = getattr(torch, dtype)
-    if dtype is None:
-        dtype = torch.bfloat16 if target_device.type == "cuda" else torch.float32
+    dtype = resolve_dtype(dtype, target_device)
 
     if isinstance(proxy, torch.nn.Module):
         if tokenizer is None:
@@ -136,32 +133,166 @@ def load_proxy(
         model.eval()
         return LoadedProxy(model, tokenizer, name, revision or commit, _digest_model(model))
 
-    if not isinstance(proxy, (str, os.PathLike)):
-        raise TypeError(f"proxy must be a Hub id, a local path, 'tiny' or a model object; got {type(proxy).__name__}.")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    source = _ProxySource.of(proxy, revision)
+    from transformers import AutoModelForCausalLM
 
-    name = _resolve_name(str(proxy))
-    local = Path(name).is_dir()
-    if local:
-        _check_local_weights(Path(name))
-    try:
-        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name, revision=revision)
-        # safetensors only: a pickled checkpoint can run code when it is loaded
-        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=dtype, use_safetensors=True)
-    except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
-        where = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1" if offline else str(err).splitlines()[0]
-        raise ValueError(
-            f"could not load the proxy {str(proxy)!r}: {where}. Either pass a local folder that holds the model "
-            f"(--proxy /path/to/model, e.g. after `huggingface-cli download {proxy}` on a machine with network), "
-            "or use the bundled demo proxy (--proxy tiny)."
-        ) from None
+    if source.local:
+        _check_local_weights(Path(source.name))
+    tok = tokenizer if tokenizer is not None else load_tokenizer(proxy, revision=revision)
+    with quiet_libraries():
+        try:
+            # safetensors only: a pickled checkpoint can run code when it is loaded
+            model = AutoModelForCausalLM.from_pretrained(source.name, dtype=dtype, use_safetensors=True, **source.kwargs)
+        except (OSError, ValueError) as err:
+            raise ValueError(source.error(err)) from None
     model.to(target_device)
     model.eval()
     commit = getattr(model.config, "_commit_hash", None)
-    digest = _digest_files(Path(name)) if local else f"{name}@{revision or commit or 'main'}"
-    display = "tiny" if str(proxy) == "tiny" else str(proxy)
-    return LoadedProxy(model, tok, display, revision or commit, digest)
+    return LoadedProxy(model, tok, source.display, revision or commit, source.digest(commit))
+
+
+@dataclass
+class _ProxySource:
+    """Where a proxy named by a string comes from, checked before anything loads: a folder (that must exist) or a
+    Hub id (loaded from the cache only when the Hub cannot be reached, so that it fails in seconds)."""
+
+    proxy: str
+    name: str
+    local: bool
+    kwargs: dict[str, Any]
+
+    @classmethod
+    def of(cls, proxy: Any, revision: str | None) -> _ProxySource:
+        if not isinstance(proxy, (str, os.PathLike)):
+            raise TypeError(
+                f"proxy must be a Hub id, a local path, 'tiny' or a model object; got {type(proxy).__name__}."
+            )
+        name = _resolve_name(str(proxy))
+        local = Path(name).expanduser().is_dir()
+        if not local and _looks_like_path(name):
+            raise ValueError(
+                f"the proxy folder {str(proxy)!r} does not exist (checked {Path(name).expanduser().resolve()}); pass "
+                "the folder that holds the model's config.json and weights, a Hub id, or 'tiny' (the bundled demo "
+                "proxy)."
+            )
+        kwargs: dict[str, Any] = {"revision": revision}
+        if local:
+            name = str(Path(name).expanduser())
+        elif not _hub_offline() and not _cached(name, revision) and not _hub_reachable():
+            kwargs["local_files_only"] = True  # no network: fail now instead of a minute of retries
+        return cls(str(proxy), name, local, kwargs)
+
+    @property
+    def display(self) -> str:
+        return "tiny" if self.proxy == "tiny" else self.proxy
+
+    def digest(self, commit: str | None) -> str:
+        """The proxy's content identity: a digest of a folder's files, or ``id@revision`` of a Hub model."""
+        if self.local:
+            return _digest_files(Path(self.name))
+        return f"{self.name}@{self.kwargs['revision'] or commit or 'main'}"
+
+    def commit(self) -> str | None:
+        """The Hub commit the proxy resolves to (from the cache, or one request), without loading the model."""
+        if self.local:
+            return None
+        try:
+            from transformers.utils.hub import cached_file, extract_commit_hash
+
+            path = cached_file(self.name, "config.json", **self.kwargs)
+            return extract_commit_hash(path, None)
+        except (OSError, ValueError) as err:
+            raise ValueError(self.error(err)) from None
+
+    def error(self, err: Exception) -> str:
+        return _load_error(self.proxy, self.name, self.local, err, no_network="local_files_only" in self.kwargs)
+
+
+def load_tokenizer(proxy: Any, *, revision: str | None = None) -> Any:
+    """The tokenizer of a proxy named by a Hub id, a folder or ``"tiny"`` (same errors as :func:`load_proxy`)."""
+    from transformers import AutoTokenizer
+
+    source = _ProxySource.of(proxy, revision)
+    with quiet_libraries():
+        try:
+            return AutoTokenizer.from_pretrained(source.name, **source.kwargs)
+        except (OSError, ValueError) as err:
+            raise ValueError(source.error(err)) from None
+
+
+def proxy_identity(proxy: Any, *, revision: str | None = None) -> tuple[str, str | None, str]:
+    """(name, revision, digest) of a proxy named by a string, as :func:`load_proxy` records them, without loading
+    the model: a folder's digest reads its files; a Hub id resolves its commit from the cache (or one request)."""
+    source = _ProxySource.of(proxy, revision)
+    commit = source.commit()
+    return source.display, revision or commit, source.digest(commit)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The proxy's precision: as given (``"bfloat16"``, ``torch.float32`` …), else bf16 on GPU and fp32 on CPU."""
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}: use e.g. 'float32', 'bfloat16' or 'float16'.")
+        return getattr(torch, dtype)
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a string such as 'bfloat16' or a torch.dtype, got {type(dtype).__name__}.")
+    return dtype
+
+
+def _looks_like_path(name: str) -> bool:
+    """A Hub id is ``name`` or ``org/name``; anything starting like a path, or deeper, is meant as a folder."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name or name in {".", ".."}
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _cached(name: str, revision: str | None) -> bool:
+    """Whether the model's config is in the local Hugging Face cache (then loading needs no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
+    except Exception:
+        return False
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the Hub endpoint, a few seconds at most (behind an HTTP(S) proxy: assume reachable)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_error(proxy: str, name: str, local: bool, err: Exception, *, no_network: bool) -> str:
+    """One message for a proxy that did not load: why, then how to get it."""
+    if local:
+        return (f"could not load the proxy folder {proxy!r}: {str(err).splitlines()[0]}. It needs a config.json, "
+                "weights and a tokenizer, as written by save_pretrained.")
+    if _hub_offline():
+        why = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
+    elif no_network:
+        why = "the Hugging Face Hub cannot be reached (no network) and it is not in the local cache"
+    else:
+        why = str(err).splitlines()[0]
+    return (
+        f"could not load the proxy {proxy!r}: {why}. Check the id for typos, or download it on a machine with "
+        f"network (`hf download {name}`, then copy the cache or pass --proxy /path/to/model), or use the bundled "
+        "demo proxy (--proxy tiny)."
+    )
 
 
 def _check_local_weights(folder: Path) -> None:

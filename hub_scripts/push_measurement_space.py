@@ -9,8 +9,8 @@
 
 Name the Space `gvendi`: `evaluate.load("ORG/gvendi")` downloads `gvendi.py` from it, and that file imports the
 module class from the installed package (`from gvendi.measurement import Gvendi`), so `requirements.txt` must
-install gvendi (`--requirement "gvendi @ git+https://..."` when it is not on PyPI). Pushing again without changes
-makes no commit.
+install gvendi: by default from its source repository (`gvendi @ git+https://github.com/gvendi/gvendi.git`, as gvendi
+is not on PyPI); `--requirement "gvendi==X.Y"` once a release is. Pushing again without changes makes no commit.
 """
 
 import argparse
@@ -18,6 +18,7 @@ import logging
 import sys
 
 from gvendi.hub.cli import add_publish_arguments, run_publish
+from gvendi.hub.space import SOURCE_REQUIREMENT
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,9 @@ def make_parser() -> argparse.ArgumentParser:
         dry_run_help="write the Space folder, send nothing",
     )
     parser.add_argument(
-        "--requirement", default="gvendi", help="requirements.txt line that installs gvendi (default: gvendi)"
+        "--requirement",
+        default=SOURCE_REQUIREMENT,
+        help=f"requirements.txt line that installs gvendi (default: {SOURCE_REQUIREMENT!r}, from source)",
     )
     parser.add_argument("--sdk-version", default=None, help="pin the Space's gradio version (default: the Hub's)")
     return parser

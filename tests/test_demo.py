@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from gvendi.cli import main
@@ -11,12 +12,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_rises_with_the_number_of_templates(capsys):
     assert main(["demo", "--json"]) == 0
-    out = capsys.readouterr().out
-    results = json.loads(out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    out = captured.err  # the table; stdout holds the JSON only
+    results = json.loads(captured.out)
     assert [r["templates"] for r in results] == [1, 2, 4, 8]
     values = [r["gvendi"] for r in results]
     assert all(b > a for a, b in zip(values, values[1:])), values
     assert "templates" in out and "G-Vendi" in out  # the printed table
+    # the README and the quickstart show this very table (python docs/assets/regenerate.py demo rewrites both)
+    sys.path.insert(0, str(ROOT / "docs" / "assets"))
+    from regenerate import DEMO_PAGES, code_blocks_of, marked_block
+
+    for page in DEMO_PAGES:
+        shown = code_blocks_of(marked_block(page.read_text(), "demo"))[0]
+        assert [line.rstrip() for line in shown.splitlines()] == [line.rstrip() for line in out.strip().splitlines()], (
+            f"{page.name}'s demo table drifted from `gvendi demo`: run python docs/assets/regenerate.py demo"
+        )
 
 
 def test_readme_holds_setup_demo_and_the_ci_test_command():

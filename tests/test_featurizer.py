@@ -64,7 +64,7 @@ def test_unit_rows_and_provenance():
     features = featurizer.featurize(RECORDS)
     assert features.shape == (3, 48) and features.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
-    assert featurizer.provenance["seed"] == 3 and featurizer.provenance["projection"] == DEFAULT_PROJECTION == "factored"
+    assert featurizer.provenance["seed"] == 3 and featurizer.provenance["projection"] == DEFAULT_PROJECTION
     assert "gvendi_version" in featurizer.provenance
 
 
@@ -72,9 +72,9 @@ def test_unit_rows_and_provenance():
     "data, kwargs, error, message",
     [
         ([{"question": "w1", "completion": "w2"}], {}, ValueError, r"missing column\(s\) \['prompt'\]"),
-        ([{"prompt": "w1", "completion": 7}], {}, TypeError, r"row 0: field 'completion' must be a string"),
-        ([{"prompt": "w1", "completion": "w2"}, {"prompt": "w1", "completion": "  "}], {}, ValueError, "row 1: field 'completion' is empty"),
-        ([{"prompt": "w1 w2 w3 w4 w5 w6", "completion": "w2"}], {"max_length": 6}, ValueError, "row 0: no completion token is left"),
+        ([{"prompt": "w1", "completion": 7}], {}, TypeError, r"row 1: field 'completion' must be a string"),
+        ([{"prompt": "w1", "completion": "w2"}, {"prompt": "w1", "completion": "  "}], {}, ValueError, "row 2: field 'completion' is empty"),
+        ([{"prompt": "w1 w2 w3 w4 w5 w6", "completion": "w2"}], {"max_length": 6}, ValueError, "row 1: no completion token is left"),
         ([], {}, ValueError, "0 rows"),
     ],
 )
@@ -102,7 +102,52 @@ def test_uncached_hub_proxy_offline_names_the_ways_out():
     with pytest.raises(ValueError) as info:
         GradientFeaturizer("nobody/not-a-cached-model")
     message = str(info.value)
-    assert "nobody/not-a-cached-model" in message and "--proxy tiny" in message and "local folder" in message
+    assert "nobody/not-a-cached-model" in message and "--proxy tiny" in message and "--proxy /path/to/model" in message
+    assert "`hf download nobody/not-a-cached-model`" in message and "huggingface-cli" not in message
+
+
+def test_hub_proxy_without_network_fails_at_once(monkeypatch):
+    """HF_HUB_OFFLINE unset and no network: one probe, then the cache only (no minute of "Retrying in Ns")."""
+    from gvendi import proxy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    monkeypatch.setattr(proxy, "_hub_reachable", lambda timeout=3.0: False)
+    import huggingface_hub.utils._http as http
+
+    monkeypatch.setattr(http, "get_session", lambda: pytest.fail("a Hub request was made"))
+    with pytest.raises(ValueError, match="cannot be reached .no network.") as info:
+        GradientFeaturizer("Qwen/Qwen2.5-0.5B-Instrukt")  # a typo, uncached
+    assert "hf download Qwen/Qwen2.5-0.5B-Instrukt" in str(info.value)
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/model", "./no-such-folder", "models/qwen/missing"])
+def test_missing_local_proxy_folder_is_reported_as_a_missing_folder(path):
+    with pytest.raises(ValueError, match="does not exist") as info:
+        GradientFeaturizer(path)
+    assert "repo id" not in str(info.value).lower()
+
+
+def test_the_model_loads_on_first_use_and_the_fingerprint_does_not_change(word_proxy_dir):
+    """Constructing a featurizer reads the tokenizer only (a cached Dataset.map never loads the model); its
+    fingerprint is the one the loaded model gives (so caches written before stay valid)."""
+    from gvendi.proxy import load_proxy
+
+    featurizer = GradientFeaturizer(word_proxy_dir, dim=16, show_progress=False)
+    assert featurizer._loaded is None
+    before = featurizer.fingerprint
+    loaded = load_proxy(word_proxy_dir)
+    assert featurizer._config["proxy_digest"] == loaded.digest and featurizer._config["revision"] == loaded.revision
+    featurizer.featurize(RECORDS)
+    assert featurizer._loaded is not None and featurizer.fingerprint == before
+
+
+def test_encode_given_one_row_says_so():
+    featurizer = _featurizer(dim=16)
+    with pytest.raises(TypeError, match="looks like a single row"):
+        featurizer.encode({"prompt": "w1", "completion": "w2"})
+    with pytest.raises(TypeError, match="got one row"):
+        featurizer.featurize({"prompt": "w1", "completion": "w2"})
 
 
 def test_dataset_map_adds_fixed_length_column_and_reuses_cache(word_proxy_dir, tmp_path):

@@ -380,11 +380,10 @@ def test_register_cli_adds_push(math_run, tmp_path, capsys):
 
     parser = argparse.ArgumentParser(prog="gvendi")
     register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["push", str(math_run), "--repo-id", "my-org/PrismMath", "--dry-run", str(tmp_path / "o")]
-    )
-    assert args.handler(args) == 2  # no license
-    assert "license is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # no license: a usage error, shown as required in the usage line
+        parser.parse_args(["push", str(math_run), "--repo-id", "my-org/PrismMath", "--dry-run", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --license" in capsys.readouterr().err
     args = parser.parse_args(
         [
             "push",
@@ -495,3 +494,15 @@ def test_dry_run_of_a_synthesized_run(monkeypatch, tmp_path, task, real_features
         f"| {report['gvendi']['seed_pool']:.2f} |" in card.text and f"| {report['gvendi']['final']:.2f} |" in card.text
     )
     assert server.url not in str(card)  # endpoint URLs stay private
+
+
+def test_push_dry_run_of_a_run_that_generated_nothing_warns(tmp_path, capsys):
+    from gvendi.cli import main
+
+    for name, accepted, warned in (("empty", (0, 0), True), ("full", (5, 3), False)):
+        run_dir = make_run_folder(tmp_path / name, "math", accepted=accepted)
+        args = ["push", str(run_dir), "--repo-id", "my-org/PrismMath", "--license", "cc-by-4.0",
+                "--dry-run", str(tmp_path / name / "out")]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert ("warning: the run generated nothing that was kept (0 generated rows)" in err) is warned, err

@@ -176,7 +176,7 @@ def test_token_from_the_login_cache(hub, client, tmp_path):
     ("args", "env", "message"),
     [
         (("--repo-id", "PrismMath", "--license", "cc-by-4.0"), {}, "repo id must be ORG/NAME"),
-        (("--repo-id", "my-org/PrismMath-bad"), {}, "license is required"),
+        (("--repo-id", "my-org/PrismMath-bad"), {}, "the following arguments are required: --license"),
         (("--repo-id", "my-org/PrismMath-bad", "--license", "cc-by-4.0"), {"HF_TOKEN": None}, "no Hugging Face token"),
         (("--repo-id", "my-org/PrismMath-bad", "--license", "cc-by-4.0", "--task", "nli"), {}, "not a 'nli' run"),
     ],

@@ -45,7 +45,12 @@ def test_space_folder_and_card(space_dir):
 
     body = SpaceCard(measurement.MODULE_CARD).text
     assert "# Measurement Card for G-Vendi" in card.text and body.strip() in card.text  # the module card travels
-    assert (space_dir / "requirements.txt").read_text() == "gvendi\n"
+    requirement = (space_dir / "requirements.txt").read_text()
+    assert requirement == "gvendi @ git+https://github.com/gvendi/gvendi.git\n"
+    from packaging.requirements import Requirement
+
+    parsed = Requirement(requirement.strip())  # a line pip can install: a name and a URL it can reach
+    assert parsed.name == "gvendi" and parsed.url.startswith("git+https://")
     assert "from gvendi.measurement import Gvendi" in (space_dir / "gvendi.py").read_text()
 
 

@@ -49,13 +49,40 @@ def test_load_in_fresh_process_through_the_pth_hook(tmp_path):
 
 @pytest.mark.skipif(
     not (Path(sysconfig.get_paths()["purelib"]) / "gvendi-evaluate.pth").exists(),
-    reason="gvendi is installed editable here (no .pth); CI installs the wheel and runs this",
+    reason="this environment's gvendi was installed by a build that predates the .pth in editable wheels",
 )
 def test_load_after_pip_install(tmp_path):
+    """Whichever way this environment installed gvendi (wheel in CI, ``pip install -e`` from the README)."""
     run = subprocess.run([sys.executable, "-c", LOAD_AND_COMPUTE], env=_fresh_env(tmp_path), capture_output=True,
                          text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-4:] == ["False", "Gvendi", "2.0", "2"]
+    assert "Using the latest cached version" not in run.stderr  # answered directly, not through the cache fallback
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("editable", [True, False], ids=["pip-install-e", "wheel"])
+def test_load_in_a_fresh_venv(tmp_path, editable):
+    """`pip install [-e] .` into a brand-new virtual environment, then `evaluate.load("gvendi")` in a fresh process
+    with a fresh HF_HOME, gvendi not imported first. The new venv sees this environment's packages through a path
+    file (offline and fast: only gvendi itself is built and installed, with --no-deps)."""
+    from utils import copy_of_the_source, offline_pip, venv_borrowing_these_packages
+
+    source = copy_of_the_source(tmp_path)
+    python, new_site = venv_borrowing_these_packages(tmp_path)
+    install = [*offline_pip(python), "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    run = subprocess.run([*install, *(["-e"] if editable else []), str(source)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (Path(new_site) / "gvendi-evaluate.pth").is_file()
+    code = LOAD_AND_COMPUTE + "; import gvendi; print(gvendi.__file__)"
+    run = subprocess.run([str(python), "-c", code], env=_fresh_env(tmp_path), capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.split()
+    assert lines[-5:-1] == ["False", "Gvendi", "2.0", "2"], run.stdout
+    assert lines[-1].startswith(str(source if editable else new_site)), lines[-1]  # the new install, not ours
+    assert "Using the latest cached version" not in run.stderr
 
 
 def test_load_after_import_gvendi(tmp_path):
@@ -73,7 +100,7 @@ def test_compute_from_texts_and_features(word_proxy_dir):
     module = evaluate.load("gvendi")
     result = module.compute(prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=word_proxy_dir, dim=64)
     assert result["num_samples"] == 3 and 1.0 <= result["gvendi"] <= 3.0
-    assert result["dim"] == 64 and result["projection"] == "factored" and "gvendi_version" in result
+    assert result["dim"] == 64 and result["projection"] == gvendi.projection.DEFAULT_PROJECTION and "gvendi_version" in result
     rows = gvendi.GradientFeaturizer(word_proxy_dir, dim=64, show_progress=False).featurize(
         [{"prompt": p, "completion": c} for p, c in zip(["w1 w2", "w3", "w4 w5"], ["w6", "w7 w8", "w9"])]
     )

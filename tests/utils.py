@@ -104,3 +104,48 @@ def real_width_qwen(*, layers: int = 1, vocab: int = 8192, seed: int = 0, max_po
     return random_proxy_like_default(
         seed=seed, num_hidden_layers=layers, vocab_size=vocab, max_position_embeddings=max_positions
     )
+
+
+# fresh environments --------------------------------------------------------------------------------------------
+def copy_of_the_source(tmp_path):
+    """The project's files (what a fresh clone holds) in a temporary folder, so builds leave the checkout alone."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "clone"
+    skip = shutil.ignore_patterns(".git", ".venv", ".ci-venv", "build", "dist", "site", "runs", "*.egg-info",
+                                  "__pycache__", ".pytest_cache", ".ruff_cache")
+    shutil.copytree(root, source, ignore=skip)
+    return source
+
+
+def venv_borrowing_these_packages(tmp_path):
+    """A brand-new virtual environment (no pip, no gvendi) that sees this environment's installed packages through a
+    path file, so installing gvendi into it works offline (``--no-index``) and in seconds. gvendi's own editable
+    finder and .pth files here do not run there (a path file adds folders, it does not process their .pth files).
+
+    Returns:
+        (python, purelib): the new interpreter and its site-packages folder.
+    """
+    import os
+    import subprocess
+    import sys
+    import venv
+    from pathlib import Path
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    borrowed = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(purelib) / "_borrowed.pth").write_text("\n".join(borrowed) + "\n")
+    return python, Path(purelib)
+
+
+def offline_pip(python) -> list:
+    """``pip`` for the environment of ``python``, run by this interpreter's pip: no index, no build isolation."""
+    import sys
+
+    return [sys.executable, "-m", "pip", "--python", str(python)]

@@ -91,6 +91,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         parser,
         repo_help="dataset repository to push to",
         license_help="Hub license id of the data set (e.g. cc-by-4.0); required, gvendi never picks one for you",
+        license_required=True,
         dry_run_help="write the files that would be uploaded to OUT_DIR and send nothing",
     )
     parser.add_argument("--pretty-name", default=None, help="display name on the card (default PrismMath/PrismNLI)")
@@ -116,7 +117,13 @@ def push_command(args: argparse.Namespace) -> int:
 
 
 def _report_push(result) -> None:
-    """Print what ``gvendi push`` did."""
+    """Print what ``gvendi push`` did (and warn, on stderr, when the run kept no rows)."""
+    if getattr(result, "num_generated_rows", None) == 0:
+        print(
+            "gvendi push: warning: the run generated nothing that was kept (0 generated rows): the data set holds "
+            "only the seed pool; check the run's report.md before publishing.",
+            file=sys.stderr,
+        )
     if result.dry_run:
         print(f"dry run: wrote {len(result.files)} file(s) to {result.folder} (nothing uploaded)")
         for name in result.files:

@@ -69,6 +69,8 @@ class PushResult:
         url (`str`, *optional*): the repository URL; ``None`` for a dry run.
         folder (`Path`, *optional*): the dry-run folder.
         uploaded (`list[str]`): files sent in the commit; ``deleted``: stale files removed by it.
+        num_generated_rows (`int`, *optional*): generated (non-seed) rows published (``push_run``); 0 means the run
+            kept nothing it generated.
     """
 
     repo_id: str
@@ -78,6 +80,7 @@ class PushResult:
     changed: bool
     commit: str | None = None
     url: str | None = None
+    num_generated_rows: int | None = None
     folder: Path | None = None
     uploaded: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -499,6 +502,7 @@ def push_run(
             files=files,
             changed=False,
             folder=Path(dry_run_dir),
+            num_generated_rows=run.num_generated_rows,
         )
     check_online()
     token = resolve_token(token)
@@ -506,7 +510,7 @@ def push_run(
     try:
         write_publish_folder(run, staging, **folder_args)
         name = pretty_name or {"math": "PrismMath", "nli": "PrismNLI"}[run.task]
-        return commit_folder(
+        result = commit_folder(
             staging,
             repo_id,
             repo_type="dataset",
@@ -517,5 +521,7 @@ def push_run(
             max_retries=max_retries,
             base_wait=base_wait,
         )
+        result.num_generated_rows = run.num_generated_rows
+        return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["SPACE_FILES", "build_measurement_space", "measurement_card_text", "push_measurement_space"]
 
 SPACE_FILES = ("README.md", "app.py", "gvendi.py", "requirements.txt")
+SOURCE_REQUIREMENT = "gvendi @ git+https://github.com/gvendi/gvendi.git"
+"""The Space's requirements line by default: gvendi from its source repository (it is not on PyPI)."""
 """The files of the measurement Space."""
 
 # Attributes of gvendi.measurement that may hold the full module card (Markdown, optionally with YAML).
@@ -154,7 +156,7 @@ def _space_card(body_with_yaml: str, sdk_version: str | None) -> SpaceCard:
 def build_measurement_space(
     out_dir: str | Path,
     *,
-    gvendi_requirement: str = "gvendi",
+    gvendi_requirement: str = SOURCE_REQUIREMENT,
     sdk_version: str | None = None,
     card_text: str | None = None,
 ) -> list[str]:
@@ -162,8 +164,9 @@ def build_measurement_space(
 
     Args:
         out_dir (`str` or `Path`): where to write (created; the four files are overwritten).
-        gvendi_requirement (`str`, *optional*, defaults to ``"gvendi"``): the requirements line that installs gvendi
-            in the Space, e.g. ``"gvendi==0.1.0"`` or ``"gvendi @ git+https://...``.
+        gvendi_requirement (`str`, *optional*, defaults to :data:`SOURCE_REQUIREMENT`): the requirements line that
+            installs gvendi in the Space. gvendi is not on PyPI, so the default installs it from its source
+            repository; pass e.g. ``"gvendi==0.1.0"`` once a release is on an index.
         sdk_version (`str`, *optional*): pin the Space's gradio version (the Hub's default when omitted).
         card_text (`str`, *optional*): the module card; defaults to :func:`measurement_card_text`.
 
@@ -192,7 +195,7 @@ def push_measurement_space(
     revision: str | None = None,
     token: str | None = None,
     dry_run_dir: str | Path | None = None,
-    gvendi_requirement: str = "gvendi",
+    gvendi_requirement: str = SOURCE_REQUIREMENT,
     sdk_version: str | None = None,
     max_retries: int = 5,
     base_wait: float = 1.0,

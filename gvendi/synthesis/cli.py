@@ -55,7 +55,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--rounds", type=int, default=S, help="rounds (default: 1)")
     run.add_argument("--per-round", type=int, default=S, help="candidates asked for per round (default: 100)")
     run.add_argument("--seed", type=int, default=S, help="root seed of every random choice (default: 0)")
-    run.add_argument("--no-progress", action="store_true", default=S, help="hide progress bars")
+    run.add_argument(
+        "--no-progress", "--quiet", dest="no_progress", action="store_true", default=S,
+        help="hide progress bars (gvendi's and the libraries'); also GVENDI_DISABLE_PROGRESS_BAR=1",
+    )
     run.add_argument(
         "--allow-empty-rounds",
         action="store_true",
@@ -68,24 +71,28 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--backend", choices=["tgi", "openai", "local"], default=S, help="generator route")
     gen.add_argument("--model", default=S, help="model name for the openai route, or local model path")
     gen.add_argument("--solver", default=S, metavar="URL|local[:MODEL]", help="solver/judge (default: generator)")
-    gen.add_argument("--solver-backend", choices=["tgi", "openai", "local"], default=S)
-    gen.add_argument("--solver-model", default=S)
+    gen.add_argument("--solver-backend", choices=["tgi", "openai", "local"], default=S, help="solver route (default: as --backend)")
+    gen.add_argument("--solver-model", default=S, help="solver model name (openai route) or local path")
     gen.add_argument("--temperature", type=float, default=S, help="generator temperature (default: 1.0)")
     gen.add_argument("--top-p", type=float, default=S, help="generator top-p (default: 0.95)")
     gen.add_argument("--max-new-tokens", type=int, default=S, help="generator token limit (default: 1024)")
     gen.add_argument("--solver-temperature", type=float, default=S, help="solver temperature (default: 0.75)")
-    gen.add_argument("--solver-max-new-tokens", type=int, default=S)
+    gen.add_argument("--solver-max-new-tokens", type=int, default=S, help="solver token limit")
     gen.add_argument("--concurrency", type=int, default=S, help="requests in flight per endpoint (default: 32)")
     gen.add_argument("--timeout", type=float, default=S, help="seconds per attempt (default: 120)")
     gen.add_argument("--rpm", type=float, default=S, help="requests-per-minute cap per endpoint")
     gen.add_argument("--max-retries", type=int, default=S, help="retries per request (default: 6)")
-    gen.add_argument("--chat-template", choices=["chatml", "plain", "tokenizer"], default=S)
+    gen.add_argument(
+        "--chat-template", choices=["chatml", "plain", "tokenizer"], default=S, help="prompt format for the tgi route"
+    )
     gen.add_argument("--api-key-env", default=S, metavar="VAR", help="environment variable holding the API key")
 
     loop = parser.add_argument_group("loop")
     loop.add_argument("--shots", type=int, default=S, help="few-shot examples per prompt (default: 5)")
     loop.add_argument("--new-per-prompt", type=int, default=S, help="new examples per prompt (default: 2)")
-    loop.add_argument("--shot-policy", choices=["uniform", "sparse-cluster"], default=S)
+    loop.add_argument(
+        "--shot-policy", choices=["uniform", "sparse-cluster"], default=S, help="where few-shot examples come from"
+    )
     loop.add_argument("--vote-n", type=int, default=S, help="solver/judge samples N (math 3, nli 2)")
     loop.add_argument("--vote-tau", type=int, default=S, help="votes needed τ (default: 2)")
     loop.add_argument("--k-ratio", type=float, default=S, help="clusters per pool example (default: 0.01)")
@@ -98,12 +105,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
     proxy = parser.add_argument_group("G-Vendi proxy")
     proxy.add_argument("--proxy", default=S, help="featurizer proxy: 'tiny', a Hub id or a path (default: tiny)")
-    proxy.add_argument("--proxy-revision", default=S)
+    proxy.add_argument("--proxy-revision", default=S, help="Hub revision of the proxy")
     proxy.add_argument("--dim", type=int, default=S, help="feature dimension (default: 1024)")
     proxy.add_argument("--projection", default=S, help="'factored' (default), 'sketch' or 'dense'")
-    proxy.add_argument("--proxy-seed", type=int, default=S)
+    proxy.add_argument("--proxy-seed", type=int, default=S, help="projection seed (default: 0)")
     proxy.add_argument("--batch-size", type=int, default=S, help="featurizer batch size (default: 8)")
-    proxy.add_argument("--device", default=S)
+    proxy.add_argument("--device", default=S, help="featurizer device: cpu, cuda, cuda:1 … (default: auto)")
 
 
 def _copy_given(given: dict[str, Any], target: dict[str, Any], keys: dict[str, str]) -> None:

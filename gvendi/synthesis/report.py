@@ -88,7 +88,7 @@ def write_plots(report: dict[str, Any], plot_dir: str | Path) -> list[Path]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        logger.warning("matplotlib is not installed; skipping plots (pip install 'gvendi[synthesis]').")
+        logger.warning("matplotlib is not installed; skipping plots (pip install matplotlib).")
         return []
     import os
 

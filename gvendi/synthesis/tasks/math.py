@@ -92,7 +92,7 @@ class _Equivalence:
             import math_verify
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise ImportError(
-                "the math task needs `math-verify` to compare answers: pip install 'gvendi[synthesis]'"
+                "the math task needs `math-verify` to compare answers: pip install math-verify (or, in a clone of gvendi, pip install -e '.[synthesis]')"
             ) from exc
         self._mv = math_verify
 
