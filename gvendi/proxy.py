@@ -224,6 +224,8 @@ def proxy_identity(proxy: Any, *, revision: str | None = None) -> tuple[str, str
     """(name, revision, digest) of a proxy named by a string, as :func:`load_proxy` records them, without loading
     the model: a folder's digest reads its files; a Hub id resolves its commit from the cache (or one request)."""
     source = _ProxySource.of(proxy, revision)
+    if source.local:  # refuse pickled weights when the featurizer is built, not at its first batch
+        _check_local_weights(Path(source.name))
     commit = source.commit()
     return source.display, revision or commit, source.digest(commit)
 

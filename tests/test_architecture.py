@@ -17,6 +17,7 @@ SEAMS = {
     "measurement": set(),
     "callbacks": set(),
     "_evaluate_hook": set(),
+    "__main__": {"cli"},  # python -m gvendi
 }
 
 

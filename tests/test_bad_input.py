@@ -136,7 +136,7 @@ def test_rows_past_the_context_are_cut_with_a_warning_or_refused(tiny, caplog):
     again = GradientFeaturizer("tiny", dim=16, max_length=1024, show_progress=False).featurize(long)
     np.testing.assert_allclose(cut, again, atol=1e-5)  # truncate == an explicit max_length at the context
     strict = GradientFeaturizer("tiny", dim=16, truncation="error", show_progress=False)
-    with pytest.raises(ValueError, match=r"row 0: \d+ tokens, past the proxy's context window of 1024"):
+    with pytest.raises(ValueError, match=r"row 1: \d+ tokens, past the proxy's context window of 1024"):
         strict.featurize(long)
     with pytest.raises(ValueError, match="truncation must be one of"):
         GradientFeaturizer("tiny", dim=8, truncation="sometimes", show_progress=False)
@@ -181,9 +181,9 @@ def test_dataset_map_errors_name_the_row(tiny):
     import datasets
 
     ds = datasets.Dataset.from_dict({"prompt": ["p"] * 6, "completion": ["ok"] * 5 + [""]})
-    with pytest.raises(ValueError, match=r"row 5: field 'completion' is empty"):
+    with pytest.raises(ValueError, match=r"row 6: field 'completion' is empty"):
         ds.map(tiny, batched=True, batch_size=4, with_indices=True)
-    with pytest.raises(ValueError, match=r"row 1: .*counted within this Dataset.map batch.*with_indices=True"):
+    with pytest.raises(ValueError, match=r"row 2: .*counted within this Dataset.map batch.*with_indices=True"):
         ds.map(tiny, batched=True, batch_size=4)
     mapped = ds.select(range(5)).map(tiny, batched=True, batch_size=4, with_indices=True)
     assert len(mapped["gvendi_grad"][0]) == 16
@@ -216,7 +216,7 @@ def test_cli_settings_are_checked_before_loading(data_file, capsys, monkeypatch,
     from gvendi import cli, io
 
     monkeypatch.setattr(io, "load_table", lambda *a, **k: pytest.fail("loaded the data before checking"))
-    assert cli.main(["score", str(data_file), "--proxy", "tiny", "--dim", "8", *argv]) == 1
+    assert cli.main(["score", str(data_file), "--proxy", "tiny", "--dim", "8", *argv]) == 2  # a user error
     assert message in capsys.readouterr().err
 
 
