@@ -8,6 +8,7 @@ from .featurizer import GradientFeaturizer
 from .gradients import GradientCollector
 from .projection import CountSketchProjector, DenseProjector, make_projector
 from .proxy import DEFAULT_PROXY, load_proxy
+from .selection import SelectionResult, select
 from .utils import disable_progress_bar, enable_progress_bar
 from .vendi import GVendiResult, VendiAccumulator, score
 
@@ -18,6 +19,7 @@ __all__ = [
     "GVendiResult",
     "GradientCollector",
     "GradientFeaturizer",
+    "SelectionResult",
     "KMeansResult",
     "VendiAccumulator",
     "__version__",
@@ -27,6 +29,7 @@ __all__ = [
     "load_proxy",
     "make_projector",
     "score",
+    "select",
     "sparse_clusters",
     "spherical_kmeans",
 ]

@@ -1,4 +1,5 @@
-"""The ``gvendi`` command line: ``score``, ``demo``, ``featurize``, ``synthesize``, ``push``.
+"""The ``gvendi`` command line: ``score``, ``demo``, ``featurize``, ``select``, ``compare``, ``report``, ``synthesize``,
+``push``.
 
 Each sub-command lives with the code it drives and registers itself through ``register_cli(subparsers)``;
 ``main(argv)`` returns an exit code so that tests can call it.
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _register_score(subparsers)
     _register_demo(subparsers)
-    for module_name in ("gvendi.featurize_cli", "gvendi.synthesis.cli", "gvendi.hub"):
+    for module_name in ("gvendi.featurize_cli", "gvendi.curation_cli", "gvendi.synthesis.cli", "gvendi.hub"):
         try:
             module = __import__(module_name, fromlist=["register_cli"])
         except ImportError:
