@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from . import _evaluate_hook  # noqa: F401  (lets evaluate.load("gvendi") find the measurement, editable installs too)
 from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
+from .contributions import ContributionResult, contributions, leave_one_out
 from .featurizer import GradientFeaturizer
 from .gradients import GradientCollector
 from .projection import CountSketchProjector, DenseProjector, make_projector
@@ -14,6 +15,7 @@ from .vendi import GVendiResult, VendiAccumulator, score
 
 __all__ = [
     "DEFAULT_PROXY",
+    "ContributionResult",
     "CountSketchProjector",
     "DenseProjector",
     "GVendiResult",
@@ -24,8 +26,10 @@ __all__ = [
     "VendiAccumulator",
     "__version__",
     "assign_clusters",
+    "contributions",
     "disable_progress_bar",
     "enable_progress_bar",
+    "leave_one_out",
     "load_proxy",
     "make_projector",
     "score",

@@ -76,6 +76,15 @@ def _run_score(args: argparse.Namespace) -> int:
     features = featurizer.featurize(table)
     result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data})
     seconds = time.perf_counter() - start
+    if args.per_example:
+        from .contributions import contributions
+        from .io import write_table
+
+        scores = contributions(features, seed=args.seed, show_progress=True)
+        for name, column in scores.to_columns().items():
+            table = table.add_column(name, column)
+        write_table(table, args.per_example)
+        print(f"per-example scores ({', '.join(scores.to_columns())}) -> {args.per_example}", file=sys.stderr)
     rate = featurizer.throughput
     if args.json:
         print(json.dumps({**result.to_dict(), "seconds": round(seconds, 3), "tokens": rate.tokens,
@@ -95,6 +104,13 @@ def _register_score(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows.")
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score (1 = the paper's G-Vendi).")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a 'gvendi' key.")
+    parser.add_argument(
+        "--per-example",
+        metavar="FILE",
+        default=None,
+        help="also write the rows with each one's leave-one-out contribution to G-Vendi and cluster rarity "
+        "(.jsonl/.json/.parquet/.csv, or a folder).",
+    )
     _add_featurizer_arguments(parser)
     parser.set_defaults(handler=_run_score)
 

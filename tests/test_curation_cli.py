@@ -77,3 +77,14 @@ def test_select_errors_are_one_line(pool, extra, message, capsys):
     argv += extra if "--k" in extra else ["--k", "4", *extra]
     code, _, err = _run(argv, capsys)
     assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_score_per_example_writes_contribution_columns(pool, word_proxy_dir, capsys):
+    out = pool["folder"] / "scored.jsonl"
+    code, stdout, err = _run(["score", str(pool["data"]), "--proxy", word_proxy_dir, "--dim", "16", "--json",
+                              "--per-example", str(out)], capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 24 and {"prompt", "gvendi_contribution", "gvendi_rarity", "gvendi_cluster"} <= set(rows[0])
+    total = json.loads(stdout)["gvendi"]
+    assert all(abs(r["gvendi_contribution"] + r["gvendi_leave_one_out"] - total) < 1e-4 for r in rows)
