@@ -74,7 +74,8 @@ def _run_score(args: argparse.Namespace) -> int:
     featurizer = _featurizer_from_args(args)
     start = time.perf_counter()
     features = featurizer.featurize(table)
-    result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data})
+    result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data}, ci=args.ci,
+                   n_boot=args.n_boot)
     seconds = time.perf_counter() - start
     if args.per_example:
         from .contributions import contributions
@@ -91,7 +92,8 @@ def _run_score(args: argparse.Namespace) -> int:
                           "examples_per_s": round(rate.examples_per_s, 3), "tokens_per_s": round(rate.tokens_per_s, 1)}))
     else:
         print(f"featurized {rate.describe()}", file=sys.stderr)
-        print(f"G-Vendi: {result.value:.4f}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
+        interval = f"  {result.ci_level:.0%} CI [{result.ci[0]:.4f}, {result.ci[1]:.4f}]" if result.ci else ""
+        print(f"G-Vendi: {result.value:.4f}{interval}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
               f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)")
     return 0
 
@@ -104,6 +106,16 @@ def _register_score(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows.")
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score (1 = the paper's G-Vendi).")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a 'gvendi' key.")
+    parser.add_argument(
+        "--ci",
+        type=float,
+        nargs="?",
+        const=0.95,
+        default=None,
+        metavar="LEVEL",
+        help="add a bootstrap confidence interval (default level 0.95), resampled from k×k block moments.",
+    )
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for --ci (default 200).")
     parser.add_argument(
         "--per-example",
         metavar="FILE",

@@ -88,3 +88,13 @@ def test_score_per_example_writes_contribution_columns(pool, word_proxy_dir, cap
     assert len(rows) == 24 and {"prompt", "gvendi_contribution", "gvendi_rarity", "gvendi_cluster"} <= set(rows[0])
     total = json.loads(stdout)["gvendi"]
     assert all(abs(r["gvendi_contribution"] + r["gvendi_leave_one_out"] - total) < 1e-4 for r in rows)
+
+
+def test_score_ci_prints_and_reports_an_interval(pool, word_proxy_dir, capsys):
+    base = ["score", str(pool["data"]), "--proxy", word_proxy_dir, "--dim", "16", "--ci", "--n-boot", "50"]
+    code, stdout, err = _run([*base, "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert record["ci_level"] == 0.95 and record["n_boot"] == 50 and record["ci_low"] < record["ci_high"]
+    code, stdout, _ = _run([*base[:-3], "0.8", "--n-boot", "50"], capsys)
+    assert code == 0 and "80% CI [" in stdout
