@@ -59,13 +59,14 @@ class SelectionResult:
         return int(self.indices.shape[0])
 
 
-def _unit_features(features: Any) -> torch.Tensor:
+def _unit_features(features: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N, dim) unit rows on the CPU in ``dtype``; a zero or non-finite row is an error naming it."""
     from .vendi import _to_numpy_2d
 
     if isinstance(features, torch.Tensor):
-        x = features.detach().to("cpu", torch.float32)
+        x = features.detach().to("cpu", dtype)
     else:
-        x = torch.from_numpy(np.ascontiguousarray(_to_numpy_2d(features), dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(_to_numpy_2d(features))).to(dtype)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must be a non-empty (N, dim) array; got shape {tuple(x.shape)}.")
     norms = x.norm(dim=1, keepdim=True)

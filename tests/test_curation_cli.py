@@ -96,5 +96,5 @@ def test_score_ci_prints_and_reports_an_interval(pool, word_proxy_dir, capsys):
     assert code == 0, err
     record = json.loads(stdout)
     assert record["ci_level"] == 0.95 and record["n_boot"] == 50 and record["ci_low"] < record["ci_high"]
-    code, stdout, _ = _run([*base[:-3], "0.8", "--n-boot", "50"], capsys)
+    code, stdout, _ = _run([*base[:-2], "0.8", "--n-boot", "50"], capsys)
     assert code == 0 and "80% CI [" in stdout
