@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from . import _evaluate_hook  # noqa: F401  (lets evaluate.load("gvendi") find the measurement, editable installs too)
 from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
+from .compare import ComparisonResult, compare
 from .contributions import ContributionResult, contributions, leave_one_out
 from .featurizer import GradientFeaturizer
 from .gradients import GradientCollector
@@ -15,6 +16,7 @@ from .vendi import GVendiResult, VendiAccumulator, score
 
 __all__ = [
     "DEFAULT_PROXY",
+    "ComparisonResult",
     "ContributionResult",
     "CountSketchProjector",
     "DenseProjector",
@@ -26,6 +28,7 @@ __all__ = [
     "VendiAccumulator",
     "__version__",
     "assign_clusters",
+    "compare",
     "contributions",
     "disable_progress_bar",
     "enable_progress_bar",

@@ -127,6 +127,58 @@ def _register_select(subparsers) -> None:
     parser.set_defaults(handler=_run_select)
 
 
+# compare -------------------------------------------------------------------------------------------------------
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+    from .io import load_features, load_table
+
+    feature_sets, featurizer, provenance = [], None, {}
+    for source in args.sets:
+        if _is_feature_source(source):
+            feature_sets.append(np.asarray(load_features(source), dtype=np.float32))
+            continue
+        if featurizer is None:
+            from .cli import _featurizer_from_args
+
+            featurizer = _featurizer_from_args(args)
+            provenance = dict(featurizer.provenance)
+        table = load_table(source, split=args.split, config=args.config, limit=args.limit)
+        feature_sets.append(featurizer.featurize(table))
+    names = args.names.split(",") if args.names else [Path(s).name for s in args.sets]
+    result = compare(feature_sets, names, ci=None if args.no_ci else args.ci, n_boot=args.n_boot, seed=args.selection_seed)
+    if args.json:
+        print(json.dumps({**result.to_dict(), **provenance}, default=str))
+        return 0
+    def interval(record, key):
+        return f"[{record[key][0]:.2f}, {record[key][1]:.2f}]" if key in record else ""
+
+    width = max(len(n) for n in [*names, "union"])
+    print(f"{'set':<{width}}  {'N':>7}  {'G-Vendi':>8}  {'interval':>16}  {'adds':>7}  {'interval':>16}  direction share")
+    for r in result.sets:
+        print(f"{r['name']:<{width}}  {r['num_samples']:>7}  {r['gvendi']:>8.2f}  {interval(r, 'gvendi_ci'):>16}  "
+              f"{r['adds']:>+7.2f}  {interval(r, 'adds_ci'):>16}  {r['direction_share']:.0%}")
+    u = result.union
+    print(f"{'union':<{width}}  {u['num_samples']:>7}  {u['gvendi']:>8.2f}  {interval(u, 'gvendi_ci'):>16}")
+    return 0
+
+
+def _register_compare(subparsers) -> None:
+    from .cli import _add_featurizer_arguments
+
+    parser = subparsers.add_parser("compare", help="G-Vendi of sets and their union: does B add anything to A?")
+    parser.add_argument("sets", nargs="+", help="feature files (.npy / `gvendi featurize` folders) or data files.")
+    parser.add_argument("--names", default=None, help="comma-separated labels (default: the file names).")
+    parser.add_argument("--ci", type=float, default=0.95, help="bootstrap confidence level (default 0.95).")
+    parser.add_argument("--no-ci", action="store_true", help="no intervals (faster).")
+    parser.add_argument("--n-boot", type=int, default=200, help="joint bootstrap resamples (default 200).")
+    parser.add_argument("--selection-seed", type=int, default=0, help="seeds the bootstrap (not --seed).")
+    parser.add_argument("--json", action="store_true", help="print one JSON object.")
+    _add_data_arguments(parser)
+    _add_featurizer_arguments(parser)
+    parser.set_defaults(handler=_run_compare)
+
+
 def register_cli(subparsers) -> None:
     """Add ``select``, ``compare`` and ``report`` to the ``gvendi`` command line."""
     _register_select(subparsers)
+    _register_compare(subparsers)

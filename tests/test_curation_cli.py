@@ -98,3 +98,16 @@ def test_score_ci_prints_and_reports_an_interval(pool, word_proxy_dir, capsys):
     assert record["ci_level"] == 0.95 and record["n_boot"] == 50 and record["ci_low"] < record["ci_high"]
     code, stdout, _ = _run([*base[:-2], "0.8", "--n-boot", "50"], capsys)
     assert code == 0 and "80% CI [" in stdout
+
+
+def test_compare_a_set_with_itself_and_with_data(pool, word_proxy_dir, capsys):
+    feats = str(pool["features"])
+    code, stdout, err = _run(["compare", feats, feats, "--names", "a,b", "--n-boot", "30", "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert [round(s["adds"], 9) for s in record["sets"]] == [0.0, 0.0]
+    assert abs(record["union"]["gvendi"] - record["sets"][0]["gvendi"]) < 1e-9
+    code, stdout, err = _run(["compare", str(pool["data"]), str(pool["data"]), "--proxy", word_proxy_dir,
+                              "--dim", "16", "--no-ci"], capsys)
+    assert code == 0, err
+    assert "union" in stdout and "+0.00" in stdout and "50%" in stdout
