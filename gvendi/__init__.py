@@ -10,6 +10,7 @@ from .featurizer import GradientFeaturizer
 from .gradients import GradientCollector
 from .projection import CountSketchProjector, DenseProjector, make_projector
 from .proxy import DEFAULT_PROXY, load_proxy
+from .report import DiversityReport, build_report, write_report
 from .selection import SelectionResult, select
 from .utils import disable_progress_bar, enable_progress_bar
 from .vendi import GVendiResult, VendiAccumulator, score
@@ -20,6 +21,7 @@ __all__ = [
     "ContributionResult",
     "CountSketchProjector",
     "DenseProjector",
+    "DiversityReport",
     "GVendiResult",
     "GradientCollector",
     "GradientFeaturizer",
@@ -28,6 +30,7 @@ __all__ = [
     "VendiAccumulator",
     "__version__",
     "assign_clusters",
+    "build_report",
     "compare",
     "contributions",
     "disable_progress_bar",
@@ -39,4 +42,5 @@ __all__ = [
     "select",
     "sparse_clusters",
     "spherical_kmeans",
+    "write_report",
 ]

@@ -178,7 +178,67 @@ def _register_compare(subparsers) -> None:
     parser.set_defaults(handler=_run_compare)
 
 
+# report --------------------------------------------------------------------------------------------------------
+def _texts_of(table: Any, args: argparse.Namespace) -> list[str] | None:
+    columns = [c for c in (args.prompt_column, args.completion_column) if c in table.column_names]
+    if args.messages_column and args.messages_column in table.column_names:
+        return [" ".join(str(m.get("content", "")) for m in conv) for conv in table[args.messages_column]]
+    if not columns:
+        return None
+    values = [table[c] for c in columns]
+    return ["\n".join(str(v) for v in parts) for parts in zip(*values)]
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .io import load_table
+    from .report import build_report, embedding_features, write_report
+
+    table = load_table(args.data, split=args.split, config=args.config, limit=args.limit)
+    embeddings = None
+    if args.features is None:
+        from .cli import _featurizer_from_args
+
+        featurizer = _featurizer_from_args(args)
+        features, provenance = featurizer.featurize(table), dict(featurizer.provenance)
+        if not args.no_embedding:
+            embeddings = embedding_features(featurizer, table)
+    else:
+        features, provenance = features_for(args, table, features=args.features)
+    report = build_report(features, _texts_of(table, args), embeddings=embeddings, ci=args.ci, n_boot=args.n_boot,
+                          n_clusters=args.n_clusters, seed=args.selection_seed,
+                          title=args.title or f"Diversity report: {Path(args.data).name}",
+                          provenance={"data": args.data, **provenance})
+    written = write_report(report, args.out)
+    m = report.metrics
+    line = f"G-Vendi {m['gvendi']:.2f} ({m['ci_level']:.0%} CI {m['gvendi_ci'][0]:.2f}–{m['gvendi_ci'][1]:.2f})"
+    if "distinct_2" in m:
+        line += f", distinct-2 {m['distinct_2']:.3f}, compression ratio {m['compression_ratio']:.2f}"
+    if "embedding_vendi" in m:
+        line += f", embedding Vendi {m['embedding_vendi']:.2f}"
+    print(f"{line}\nreport -> {written}")
+    return 0
+
+
+def _register_report(subparsers) -> None:
+    from .cli import _add_featurizer_arguments
+
+    parser = subparsers.add_parser("report", help="an HTML/Markdown diversity report with plots and examples.")
+    parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
+    parser.add_argument("--out", required=True, help="report.html (self-contained) or report.md (PNGs beside it).")
+    parser.add_argument("--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder).")
+    parser.add_argument("--no-embedding", action="store_true", help="skip embedding Vendi (one forward pass per row).")
+    parser.add_argument("--ci", type=float, default=0.95, help="bootstrap level of G-Vendi's interval.")
+    parser.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples (default 100).")
+    parser.add_argument("--n-clusters", type=int, default=None, help="k-means K (default √N, 2–50).")
+    parser.add_argument("--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --seed).")
+    parser.add_argument("--title", default=None)
+    _add_data_arguments(parser)
+    _add_featurizer_arguments(parser)
+    parser.set_defaults(handler=_run_report)
+
+
 def register_cli(subparsers) -> None:
     """Add ``select``, ``compare`` and ``report`` to the ``gvendi`` command line."""
     _register_select(subparsers)
     _register_compare(subparsers)
+    _register_report(subparsers)
