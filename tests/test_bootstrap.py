@@ -65,3 +65,11 @@ def test_blocks_hold_the_whole_moment():
 def test_bad_interval_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gvendi.score(np.eye(3), **kwargs)
+
+
+def test_the_evaluate_measurement_reports_the_interval():
+    from gvendi.measurement import Gvendi
+
+    rows = np.random.default_rng(0).normal(size=(40, 6)).tolist()
+    result = Gvendi()._compute(features=rows, ci=0.9, n_boot=30)
+    assert result["ci_level"] == 0.9 and result["ci_low"] < result["ci_high"] and result["n_boot"] == 30
