@@ -19,6 +19,11 @@ _EXPORTS = {
     "assign_clusters": "cluster",
     "sparse_clusters": "cluster",
     "spherical_kmeans": "cluster",
+    "ComparisonResult": "compare",
+    "compare": "compare",
+    "ContributionResult": "contributions",
+    "contributions": "contributions",
+    "leave_one_out": "contributions",
     "GradientFeaturizer": "featurizer",
     "GradientCollector": "gradients",
     "CountSketchProjector": "projection",
@@ -26,6 +31,11 @@ _EXPORTS = {
     "make_projector": "projection",
     "DEFAULT_PROXY": "proxy",
     "load_proxy": "proxy",
+    "DiversityReport": "report",
+    "build_report": "report",
+    "write_report": "report",
+    "SelectionResult": "selection",
+    "select": "selection",
     "disable_progress_bar": "utils",
     "disable_progress_bars": "utils",
     "enable_progress_bar": "utils",
@@ -37,33 +47,47 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
     from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
+    from .compare import ComparisonResult, compare
+    from .contributions import ContributionResult, contributions, leave_one_out
     from .featurizer import GradientFeaturizer
     from .gradients import GradientCollector
     from .projection import CountSketchProjector, DenseProjector, make_projector
     from .proxy import DEFAULT_PROXY, load_proxy
+    from .report import DiversityReport, build_report, write_report
+    from .selection import SelectionResult, select
     from .utils import disable_progress_bar, disable_progress_bars, enable_progress_bar, enable_progress_bars
     from .vendi import GVendiResult, VendiAccumulator, score
 
 __all__ = [
+    "ComparisonResult",
+    "ContributionResult",
     "CountSketchProjector",
     "DEFAULT_PROXY",
     "DenseProjector",
+    "DiversityReport",
     "GVendiResult",
     "GradientCollector",
     "GradientFeaturizer",
+    "SelectionResult",
     "KMeansResult",
     "VendiAccumulator",
     "__version__",
     "assign_clusters",
+    "build_report",
+    "compare",
+    "contributions",
     "disable_progress_bar",
     "disable_progress_bars",
     "enable_progress_bar",
     "enable_progress_bars",
+    "leave_one_out",
     "load_proxy",
     "make_projector",
     "score",
+    "select",
     "sparse_clusters",
     "spherical_kmeans",
+    "write_report",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The ``gvendi`` command line: ``score``, ``demo``, ``featurize``, ``synthesize``, ``push``.
+"""The ``gvendi`` command line: ``score``, ``demo``, ``featurize``, ``select``, ``compare``, ``report``, ``synthesize``,
+``push``.
 
 Each sub-command lives with the code it drives and registers itself through ``register_cli(subparsers)``;
 ``main(argv)`` returns an exit code so that tests can call it.
@@ -145,8 +146,18 @@ def _run_score(args: argparse.Namespace) -> int:
     featurizer = _featurizer_from_args(args, show_progress=not _quiet_requested(args))
     start = time.perf_counter()
     features = featurizer.featurize(table)
-    result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data})
+    result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data}, ci=args.ci,
+                   n_boot=args.n_boot)
     seconds = time.perf_counter() - start
+    if args.per_example:
+        from .contributions import contributions
+        from .io import write_table
+
+        scores = contributions(features, seed=args.seed, show_progress=True)
+        for name, column in scores.to_columns().items():
+            table = table.add_column(name, column)
+        write_table(table, args.per_example)
+        print(f"per-example scores ({', '.join(scores.to_columns())}) -> {args.per_example}", file=sys.stderr)
     rate = featurizer.throughput
     if args.json:
         # strict JSON: a non-finite number (q=inf) is written as the string "inf", never as the bare Infinity
@@ -155,7 +166,8 @@ def _run_score(args: argparse.Namespace) -> int:
                                   "tokens_per_s": round(rate.tokens_per_s, 1)}), allow_nan=False))
     else:
         print(f"featurized {rate.describe()}", file=sys.stderr)
-        print(f"G-Vendi: {result.value:.4f}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
+        interval = f"  {result.ci_level:.0%} CI [{result.ci[0]:.4f}, {result.ci[1]:.4f}]" if result.ci else ""
+        print(f"G-Vendi: {result.value:.4f}{interval}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
               f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)")
     return 0
 
@@ -191,6 +203,23 @@ def _register_score(subparsers) -> None:
         "--json",
         action="store_true",
         help="print one strict JSON object with a 'gvendi' key (q=inf is written as the string \"inf\").",
+    )
+    parser.add_argument(
+        "--ci",
+        type=float,
+        nargs="?",
+        const=0.95,
+        default=None,
+        metavar="LEVEL",
+        help="add a bootstrap confidence interval (default level 0.95), resampled from k×k block moments.",
+    )
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for --ci (default 200).")
+    parser.add_argument(
+        "--per-example",
+        metavar="FILE",
+        default=None,
+        help="also write the rows with each one's leave-one-out contribution to G-Vendi and cluster rarity "
+        "(.jsonl/.json/.parquet/.csv, or a folder).",
     )
     _add_featurizer_arguments(parser)
     parser.set_defaults(handler=_run_score, check=_check_score_args)
@@ -264,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _register_score(subparsers)
     _register_demo(subparsers)
-    for module_name in ("gvendi.featurize_cli", "gvendi.synthesis.cli", "gvendi.hub"):
+    for module_name in ("gvendi.featurize_cli", "gvendi.curation_cli", "gvendi.synthesis.cli", "gvendi.hub"):
         try:
             module = __import__(module_name, fromlist=["register_cli"])
         except ImportError:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_table"]
+__all__ = ["load_features", "load_table", "write_table"]
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -129,3 +129,43 @@ def _has_text(path: Path) -> bool:
             if chunk.strip():
                 return True
     return False
+
+
+def write_table(table: Any, out: str) -> str:
+    """Write a `datasets.Dataset` to ``out``: ``.jsonl``/``.json``/``.parquet``/``.csv`` by suffix, else a folder
+    for ``datasets.load_from_disk``. Returns the path written."""
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix and suffix not in _BUILDERS:
+        raise ValueError(f"unsupported output {out!r}: use .jsonl, .json, .parquet or .csv, or a folder name.")
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".jsonl":
+        table.to_json(str(path), lines=True, force_ascii=False)
+    elif suffix == ".json":
+        table.to_json(str(path), lines=False, force_ascii=False)
+    elif suffix == ".parquet":
+        table.to_parquet(str(path))
+    elif suffix == ".csv":
+        table.to_csv(str(path), index=False)
+    else:
+        table.save_to_disk(str(path))
+    return str(path)
+
+
+def load_features(source: str) -> Any:
+    """Features saved by ``gvendi featurize`` (its folder, or the ``features.npy`` in it) or any ``.npy`` file of
+    shape (N, dim), memory-mapped."""
+    import numpy as np
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "features.npy"
+    if path.suffix.lower() != ".npy" or not path.is_file():
+        raise ValueError(
+            f"no features at {source!r}: pass a .npy file of shape (N, dim) or a folder written by `gvendi featurize`."
+        )
+    array = np.load(str(path), mmap_mode="r")
+    if array.ndim != 2:
+        raise ValueError(f"features in {str(path)!r} have shape {array.shape}; expected (N, dim).")
+    return array

@@ -58,9 +58,12 @@ Args:
     batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
     max_length (`int`, *optional*): truncate token sequences to this length.
     device (`str`, *optional*): `"cpu"`, `"cuda"`, …; a GPU when available by default.
+    ci (`float`, *optional*): confidence level (e.g. 0.95) of a bootstrap interval, resampled from k×k block moments.
+    n_boot (`int`, *optional*, defaults to 200): bootstrap resamples for `ci`.
 Returns:
     gvendi (`float`): G-Vendi, in [1, min(num_samples, dim)]. Higher is more diverse.
     num_samples (`int`): number of examples scored.
+    ci_low, ci_high (`float`), ci_level (`float`), n_boot (`int`): the interval, only when `ci` is given.
     dim (`int`), q (`float`), projection (`str`), seed (`int`), proxy (`str`), proxy_revision, gvendi_version:
         what produced the number, so that values stay comparable.
 Examples:
@@ -214,15 +217,17 @@ class Gvendi(evaluate.Measurement):
         batch_size: int = 8,
         max_length: int | None = None,
         device: str | None = None,
+        ci: float | None = None,
+        n_boot: int = 200,
     ) -> dict[str, Any]:
         from .vendi import score
 
         if features is not None:
-            result = score(features, q=q)
+            result = score(features, q=q, ci=ci, n_boot=n_boot)
             return result.to_dict()
         if not prompts:
             raise ValueError("gvendi needs at least one example: pass prompts= and completions=, or features=.")
         featurizer = _cached_featurizer(str(proxy), int(dim), projection, int(seed), max_length, device)
         featurizer.batch_size = int(batch_size)
         rows = featurizer.featurize({"prompt": list(prompts), "completion": list(completions)})
-        return score(rows, q=q, provenance=featurizer.provenance).to_dict()
+        return score(rows, q=q, provenance=featurizer.provenance, ci=ci, n_boot=n_boot).to_dict()

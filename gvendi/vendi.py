@@ -92,6 +92,9 @@ class GVendiResult:
         dim (`int`): feature dimension (k).
         q (`float`): the order of the score.
         provenance (`dict`): proxy id and revision, projection, seed, gvendi version, … whatever made the features.
+        ci (`tuple`, *optional*): ``(low, high)`` bootstrap interval when asked for (``score(..., ci=0.95)``).
+        ci_level (`float`, *optional*): its confidence level.
+        n_boot (`int`, *optional*): bootstrap resamples behind it.
     """
 
     value: float
@@ -99,6 +102,9 @@ class GVendiResult:
     dim: int
     q: float = 1.0
     provenance: dict[str, Any] = field(default_factory=dict)
+    ci: tuple[float, float] | None = None
+    ci_level: float | None = None
+    n_boot: int | None = None
 
     def __float__(self) -> float:
         return float(self.value)
@@ -106,11 +112,14 @@ class GVendiResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with ``gvendi``, ``num_samples``, ``dim``, ``q`` and the provenance fields."""
         out = {"gvendi": self.value, "num_samples": self.num_samples, "dim": self.dim, "q": self.q}
+        if self.ci is not None:
+            out.update(ci_low=self.ci[0], ci_high=self.ci[1], ci_level=self.ci_level, n_boot=self.n_boot)
         out.update(self.provenance)
         return out
 
     def __repr__(self) -> str:
-        return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q})"
+        interval = f", ci=({self.ci[0]:.4f}, {self.ci[1]:.4f})" if self.ci is not None else ""
+        return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q}{interval})"
 
 
 def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
@@ -402,7 +411,16 @@ def _iter_batches(features: Any, batch_rows: int) -> Iterable[Any]:
     yield from features  # any other iterable: treated as a stream of batches
 
 
-def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: Mapping[str, Any] | None = None) -> GVendiResult:
+def score(
+    features: Any,
+    q: float = 1.0,
+    *,
+    dim: int | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    ci: float | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> GVendiResult:
     """G-Vendi (the Vendi Score of the cosine kernel) of feature rows, streamed through a k×k accumulator.
 
     Args:
@@ -412,9 +430,15 @@ def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: 
         q (`float`, *optional*, defaults to 1.0): order of the score; 1 is the paper's G-Vendi, ``inf`` gives 1/λ_max.
         dim (`int`, *optional*): expected feature dimension; inferred from the first batch when omitted.
         provenance (`dict`, *optional*): what produced the features, copied into the result.
+        ci (`float`, *optional*): a confidence level (e.g. 0.95) for a basic bootstrap interval in ``.ci``,
+            resampled from ``k×k`` block moments kept while streaming (see :mod:`gvendi.bootstrap`); the features
+            are read once.
+        n_boot (`int`, *optional*, defaults to 200): bootstrap resamples (each costs one ``k×k`` eigensolve).
+        seed (`int`, *optional*, defaults to 0): seeds the bootstrap.
 
     Returns:
-        `GVendiResult`: ``.value`` (also ``float(result)``), ``num_samples``, ``dim``, ``q`` and provenance.
+        `GVendiResult`: ``.value`` (also ``float(result)``), ``num_samples``, ``dim``, ``q``, provenance and, with
+        ``ci``, ``.ci = (low, high)``.
 
     Example:
         >>> import numpy as np
@@ -424,7 +448,14 @@ def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: 
         3.0
     """
     q = _check_q(q)
+    if ci is not None:
+        from .bootstrap import check_level
+
+        check_level(ci)
+        if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 10):
+            raise ValueError(f"n_boot must be an integer ≥ 10 (got {n_boot!r}); 200 or more for a 95% interval.")
     accumulator: VendiAccumulator | None = VendiAccumulator(dim) if dim is not None else None
+    resampler = None
     for batch in _iter_batches(features, batch_rows=_BATCH_ROWS):
         if accumulator is None:
             if isinstance(batch, torch.Tensor):
@@ -434,9 +465,26 @@ def score(features: Any, q: float = 1.0, *, dim: int | None = None, provenance: 
             if first.shape[0] == 0:
                 continue
             accumulator = VendiAccumulator(int(first.shape[1]))
-        accumulator.update(batch)
+        if ci is None:
+            accumulator.update(batch)
+            continue
+        if resampler is None:
+            from .bootstrap import BootstrapAccumulator
+
+            resampler = BootstrapAccumulator(accumulator.dim, seed=seed)
+        rows = torch.as_tensor(_to_numpy_2d(batch, row_offset=accumulator.count), dtype=torch.float64)
+        if rows.shape[0]:
+            rows = accumulator._check_rows(rows, accumulator.count)
+            accumulator._add_unit_rows(rows)
+            resampler.update(rows)
     if accumulator is None or accumulator.count == 0:
         raise ValueError("no feature rows to score (0 rows): G-Vendi needs at least one example.")
     if provenance:
         accumulator.provenance.update(provenance)
-    return accumulator.score(q)
+    result = accumulator.score(q)
+    if resampler is not None:
+        from .bootstrap import bootstrap_interval
+
+        result.ci = bootstrap_interval(resampler.resampled_scores(int(n_boot), q=q, seed=seed), ci, result.value)
+        result.ci_level, result.n_boot = float(ci), int(n_boot)
+    return result

@@ -6,15 +6,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CORE = {"utils", "vendi", "projection", "gradients", "cluster", "proxy", "exact", "io", "sharded", "data"}
+CORE = {
+    "utils", "vendi", "projection", "gradients", "cluster", "proxy", "exact", "io", "sharded", "data",
+    "bootstrap", "selection", "contributions", "compare",
+}
 LIBRARY = {"featurizer"}  # the one object every door featurizes through
 # door → the other doors it may import (everything may import the core, the library and the public `gvendi`)
 SEAMS = {
-    "cli": {"featurize_cli", "synthesis", "hub"},  # the command registry
+    "cli": {"featurize_cli", "curation_cli", "synthesis", "hub"},  # the command registry
+    "curation_cli": {"cli", "report"},
     "featurize_cli": {"cli"},
     "hub": {"measurement"},  # the evaluate Space hosts the measurement
     "synthesis": set(),
     "measurement": set(),
+    "report": set(),
     "callbacks": set(),
     "_evaluate_hook": set(),
     "__main__": {"cli"},  # python -m gvendi
