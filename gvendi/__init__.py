@@ -19,11 +19,11 @@ _EXPORTS = {
     "assign_clusters": "cluster",
     "sparse_clusters": "cluster",
     "spherical_kmeans": "cluster",
-    "ComparisonResult": "compare",
-    "compare": "compare",
-    "ContributionResult": "contributions",
-    "contributions": "contributions",
-    "leave_one_out": "contributions",
+    "ComparisonResult": "comparison",
+    "compare": "comparison",
+    "ContributionResult": "per_example",
+    "contributions": "per_example",
+    "leave_one_out": "per_example",
     "GradientFeaturizer": "featurizer",
     "GradientCollector": "gradients",
     "CountSketchProjector": "projection",
@@ -47,10 +47,10 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
     from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
-    from .compare import ComparisonResult, compare
-    from .contributions import ContributionResult, contributions, leave_one_out
+    from .comparison import ComparisonResult, compare
     from .featurizer import GradientFeaturizer
     from .gradients import GradientCollector
+    from .per_example import ContributionResult, contributions, leave_one_out
     from .projection import CountSketchProjector, DenseProjector, make_projector
     from .proxy import DEFAULT_PROXY, load_proxy
     from .report import DiversityReport, build_report, write_report

@@ -150,8 +150,8 @@ def _run_score(args: argparse.Namespace) -> int:
                    n_boot=args.n_boot)
     seconds = time.perf_counter() - start
     if args.per_example:
-        from .contributions import contributions
         from .io import write_table
+        from .per_example import contributions
 
         scores = contributions(features, seed=args.seed, show_progress=True)
         for name, column in scores.to_columns().items():

@@ -6,7 +6,7 @@
     gvendi compare a.jsonl b.jsonl --proxy tiny                               # does B add anything to A?
     gvendi report data.jsonl --out report.html --proxy tiny
 
-Each door only reads inputs, calls the core (:mod:`gvendi.selection`, :mod:`gvendi.contributions`,
+Each door only reads inputs, calls the core (:mod:`gvendi.selection`, :mod:`gvendi.per_example`,
 :mod:`gvendi.bootstrap`, :mod:`gvendi.report`) and writes outputs.
 """
 
@@ -101,7 +101,9 @@ def _run_select(args: argparse.Namespace) -> int:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", default="train")
+    parser.add_argument(
+        "--split", default=None, help="split of a Hub dataset or a DatasetDict folder (default 'train'); a file has none."
+    )
     parser.add_argument("--config", default=None, help="Hub dataset configuration.")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows.")
 
@@ -114,7 +116,10 @@ def _register_select(subparsers) -> None:
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
     parser.add_argument("--k", type=int, required=True, help="rows to keep.")
     parser.add_argument("--out", required=True, help="where the kept rows go: .jsonl/.json/.parquet/.csv, or a folder.")
-    parser.add_argument("--method", default="greedy", choices=list(SELECTION_METHODS))
+    parser.add_argument(
+        "--method", default="greedy", choices=list(SELECTION_METHODS),
+        help="greedy (log-det, the default), cluster-balanced (sparse clusters first), random or k-center.",
+    )
     parser.add_argument("--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder).")
     parser.add_argument("--quality-column", default=None, help="a numeric column that weights the choice (> 0).")
     parser.add_argument("--min-quality", type=float, default=None, help="never keep rows whose quality is below this.")
@@ -129,7 +134,7 @@ def _register_select(subparsers) -> None:
 
 # compare -------------------------------------------------------------------------------------------------------
 def _run_compare(args: argparse.Namespace) -> int:
-    from .compare import compare
+    from .comparison import compare
     from .io import load_features, load_table
 
     feature_sets, featurizer, provenance = [], None, {}
@@ -231,7 +236,7 @@ def _register_report(subparsers) -> None:
     parser.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples (default 100).")
     parser.add_argument("--n-clusters", type=int, default=None, help="k-means K (default √N, 2–50).")
     parser.add_argument("--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --seed).")
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--title", default=None, help="the report's title (default: the data's name).")
     _add_data_arguments(parser)
     _add_featurizer_arguments(parser)
     parser.set_defaults(handler=_run_report)

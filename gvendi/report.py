@@ -12,7 +12,7 @@ the PNGs in a folder beside it. The pieces:
 - the eigenvalue spectrum of the features' second moment, the cluster-size histogram of a spherical k-means, a 2-D
   map of the features on their top two principal directions (uncentred, as G-Vendi's moment is);
 - the most redundant and most distinctive examples: all rows ranked by the first-order leave-one-out change, the
-  ends of the ranking re-scored exactly (:mod:`gvendi.contributions`);
+  ends of the ranking re-scored exactly (:mod:`gvendi.per_example`);
 - per cluster: size, G-Vendi within the cluster and sample texts.
 """
 
@@ -161,7 +161,7 @@ def build_report(
         `DiversityReport`
     """
     from .cluster import spherical_kmeans
-    from .contributions import _spectrum, leave_one_out
+    from .per_example import _spectrum, leave_one_out
     from .selection import _unit_features
     from .vendi import score
 

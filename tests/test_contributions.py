@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gvendi
-from gvendi.contributions import _secular_shifts, _spectrum
+from gvendi.per_example import _secular_shifts, _spectrum
 
 
 def _brute(x):

@@ -35,6 +35,7 @@ def code_blocks(text: str, lang: str) -> list[str]:
 
 def commands(block: str) -> list[str]:
     """The command lines of a bash block, comments dropped."""
+    block = re.sub(r"\\\n\s*", " ", block)  # a command continued over lines with a trailing backslash
     lines = [line.split("  #")[0].strip() for line in block.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
