@@ -139,8 +139,17 @@ def venv_borrowing_these_packages(tmp_path):
     python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    borrowed = [p for p in sys.path if p.endswith("site-packages")]
-    (Path(purelib) / "_borrowed.pth").write_text("\n".join(borrowed) + "\n")
+    # every package of this environment but gvendi itself: a non-editable gvendi here (as CI installs it) would
+    # otherwise shadow the one under test, since a path file's folders come before an editable install's finder
+    borrowed = tmp_path / "borrowed"
+    borrowed.mkdir()
+    for folder in (Path(p) for p in sys.path if p.endswith("site-packages")):
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            name = entry.name.lower()
+            if name.startswith(("gvendi", "__editable__")) or (borrowed / entry.name).exists():
+                continue
+            (borrowed / entry.name).symlink_to(entry)
+    (Path(purelib) / "_borrowed.pth").write_text(f"{borrowed}\n")
     return python, Path(purelib)
 
 
