@@ -151,6 +151,7 @@ def test_readme_from_set_up_to_every_snippet(tmp_path):
         for block in code_blocks(section("Usage"), "bash"):
             for line in commands(block):
                 line = line.replace("http://127.0.0.1:8080", server.url)
+                line = line.replace("gvendi/data/math_sample.jsonl", str(MATH_SAMPLE_PATH))  # run from a clone's root
                 if line.startswith("gvendi score") and "--proxy" not in line:
                     line += " --proxy tiny"
                 hub_dataset = line.startswith("gvendi score org/")

@@ -141,8 +141,8 @@ def venv_borrowing_these_packages(tmp_path):
                              capture_output=True, text=True, check=True).stdout.strip()
     # every package of this environment but gvendi itself: a non-editable gvendi here (as CI installs it) would
     # otherwise shadow the one under test, since a path file's folders come before an editable install's finder
-    borrowed = tmp_path / "borrowed"
-    borrowed.mkdir()
+    borrowed = tmp_path / "borrowed" / "site-packages"  # so named: datasets/dill treat such modules as installed
+    borrowed.mkdir(parents=True)
     for folder in (Path(p) for p in sys.path if p.endswith("site-packages")):
         for entry in folder.iterdir() if folder.is_dir() else ():
             name = entry.name.lower()
