@@ -149,15 +149,8 @@ def speed(args) -> dict:
             method = BergsonMethod(model, mode="global", dim=DIM)
             with _common.PeakRSS() as peak:
                 seconds, _ = _common.timed(lambda: method.features(batches[0]))
-            rows["bergson_global"] = {
-                "examples_per_s": BATCH / seconds,
-                "tokens_per_s": BATCH * LENGTH / seconds,
-                "seconds_per_batch": seconds,
-                "ratio_to_plain": seconds / rows["plain"]["seconds_per_batch"],
-                "peak_rss_delta_mb": peak.delta_mb,
-                "examples_timed": BATCH,
-                "measured": "one batch (its projection blocks are regenerated every batch)",
-            }
+            rows["bergson_global"] = _row([seconds], BATCH, LENGTH, rows["plain"]["seconds_per_batch"], peak.delta_mb,
+                                          "one batch (its projection blocks are regenerated every batch)")
             print(f"bergson global: {seconds:.1f}s per batch", flush=True)
         except Exception as err:  # noqa: BLE001
             rows["bergson_global"] = {"error": f"{type(err).__name__}: {err}"}
@@ -166,15 +159,8 @@ def speed(args) -> dict:
     method = GvendiMethod(model, tokenizer, projection="dense", dim=DIM).features
     with _common.PeakRSS() as peak:
         seconds, _ = _common.timed(lambda: method(batches[0]))
-    rows["gvendi_dense"] = {
-        "examples_per_s": BATCH / seconds,
-        "tokens_per_s": BATCH * LENGTH / seconds,
-        "seconds_per_batch": seconds,
-        "ratio_to_plain": seconds / rows["plain"]["seconds_per_batch"],
-        "peak_rss_delta_mb": peak.delta_mb,
-        "examples_timed": BATCH,
-        "measured": "one batch (its matrix is generated once per batch and applied to all 8 examples)",
-    }
+    rows["gvendi_dense"] = _row([seconds], BATCH, LENGTH, rows["plain"]["seconds_per_batch"], peak.delta_mb,
+                                "one batch (its matrix is generated once per batch and applied to all 8 examples)")
     print(f"gvendi dense: {seconds:.1f}s per batch", flush=True)
     return {
         "model": {
