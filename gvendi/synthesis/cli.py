@@ -238,18 +238,10 @@ def run_synthesize(args: argparse.Namespace) -> int:
                 data.pop("generator")
         config = SynthesisConfig.from_dict(data)
         result = synthesize(config)
-    except EndpointUnreachableError as exc:
+    except (EndpointUnreachableError, EndpointError, EmptyRoundError, RunFolderError) as exc:
         print(f"gvendi synthesize: {exc}", file=sys.stderr)
-        return 3
-    except EndpointError as exc:
-        print(f"gvendi synthesize: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except EmptyRoundError as exc:
-        print(f"gvendi synthesize: {exc}", file=sys.stderr)
-        return 1
-    except RunFolderError as exc:
-        print(f"gvendi synthesize: {exc}", file=sys.stderr)
-        return exc.exit_code
+        # unreachable endpoint 3, an empty round 1, else the error's own code (1 runtime failure, 2 user error)
+        return 3 if isinstance(exc, EndpointUnreachableError) else getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         folder = given.get("resume") or given.get("out")
         print(
