@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -46,7 +45,6 @@ __all__ = [
     "make_projector",
 ]
 
-ProjectionName = Literal["sketch", "factored", "dense"]
 PROJECTIONS: tuple[str, ...] = ("sketch", "factored", "dense")
 #: the projection every door uses unless told otherwise: measured within 1% of a dense projection at the paper's proxy
 #: widths and at ~0.9× a plain forward+backward there (``benchmarks/results/projection_accuracy_real.md``,
