@@ -124,7 +124,10 @@ def vendi_of_moments(moments: torch.Tensor, counts: Any, *, q: float = 1.0) -> l
     scaled = (moments + moments.transpose(-1, -2)) / (2.0 * torch.from_numpy(counts)[:, None, None])
     spectra = torch.linalg.eigvalsh(scaled).numpy()
     dim = moments.shape[-1]
-    return [min(max(vendi_from_eigenvalues(np.clip(v, 0.0, None), q), 1.0), float(min(c, dim))) for v, c in zip(spectra, counts)]
+    return [
+        min(max(vendi_from_eigenvalues(np.clip(v, 0.0, None), q), 1.0), float(min(c, dim)))
+        for v, c in zip(spectra, counts)
+    ]
 
 
 def bootstrap_interval(replicates: np.ndarray, level: float, estimate: float) -> tuple[float, float]:

@@ -74,7 +74,8 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
             names = ", ".join(f"{module_name}.{local}" for local in own)
             raise ValueError(
                 f"parameters {names} live on a non-leaf module ({type(module).__name__}) that gvendi cannot hook "
-                "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf module."
+                "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf "
+                "module."
             )
         targets.append(TargetModule(module_name, module, kind, {local: canonical[id(p)] for local, p in own.items()}))
     return targets
