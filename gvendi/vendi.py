@@ -230,7 +230,8 @@ class VendiAccumulator:
     Example:
         >>> import numpy as np
         >>> acc = VendiAccumulator(dim=4)
-        >>> acc.update(np.eye(4))
+        >>> acc.update(np.eye(4))  # returns the accumulator, so updates chain
+        VendiAccumulator(dim=4, count=4)
         >>> round(acc.score().value, 6)
         4.0
     """
