@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .tasks import TASKS
+
 __all__ = ["EndpointConfig", "ProxyConfig", "SynthesisConfig", "config_differences"]
 
 BACKENDS = ("tgi", "openai", "local")
-TASKS = ("math", "nli")
 SHOT_POLICIES = ("uniform", "sparse-cluster")
 
 # Keys whose change does not change what a run produces; a resumed run may differ in these.
