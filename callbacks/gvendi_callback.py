@@ -239,7 +239,8 @@ class GVendiCallback(TrainerCallback):
                 "GVendiCallback has no Trainer to log to: call callback.attach(trainer) after building the Trainer "
                 "(or build it as GVendiCallback(..., trainer=trainer)) before trainer.train()."
             )
-        model = kwargs.get("model") or self._trainer.model
+        model = kwargs.get("model")
+        model = self._trainer.model if model is None else model
         try:
             self._check_data(kwargs.get("train_dataloader"))
             if self.source == "model":
