@@ -36,6 +36,7 @@ import torch
 from .utils import stable_seed
 
 __all__ = [
+    "DEFAULT_FOLD",
     "DEFAULT_PROJECTION",
     "PROJECTIONS",
     "CountSketchProjector",
@@ -50,6 +51,8 @@ PROJECTIONS: tuple[str, ...] = ("sketch", "factored", "dense")
 #: widths and at ~0.9× a plain forward+backward there (``benchmarks/results/projection_accuracy_real.md``,
 #: ``benchmarks/results/featurize_real.md``), where ``"sketch"`` pays for vocabulary × hidden elements per example
 DEFAULT_PROJECTION = "factored"
+#: the factored projection's default fold (buckets per matrix side)
+DEFAULT_FOLD = 128
 
 _M32 = 0xFFFFFFFF
 
@@ -268,7 +271,7 @@ class FactoredSketchProjector(CountSketchProjector):
         dim: int,
         seed: int = 0,
         *,
-        fold: int = 128,
+        fold: int = DEFAULT_FOLD,
         product_dtype: str = "auto",
         cache_elements: int = 1 << 27,
         queue_bytes: int = 1 << 28,
@@ -701,16 +704,38 @@ class DenseProjector(Projector):
             self._apply(out, grads, self._rows(param_name, index))
 
 
-def make_projector(projection: str | Projector, dim: int, seed: int = 0) -> Projector:
-    """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through."""
+def make_projector(projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
+                   ) -> Projector:
+    """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through.
+
+    Args:
+        projection: the name, or a `Projector` (returned as it is).
+        dim (`int`): feature dimension k.
+        seed (`int`, *optional*): projection seed (default 0). With a `Projector`, omit it or pass the projector's
+            own seed: a different one is refused, so a recorded seed is always the one that made the features.
+        fold (`int`, *optional*): ``"factored"`` only, the fold (default :data:`DEFAULT_FOLD`).
+
+    Raises:
+        ValueError: an unknown name, or settings that contradict the `Projector` handed over.
+    """
     if isinstance(projection, Projector):
         if projection.dim != dim:
             raise ValueError(f"the projector has dim {projection.dim} but dim={dim} was requested.")
+        if seed is not None and int(seed) != projection.seed:
+            raise ValueError(
+                f"the projector has seed {projection.seed} but seed={seed} was requested; pass seed={projection.seed} "
+                "(or no seed), or build the projector with the seed you want."
+            )
+        if fold is not None and fold != getattr(projection, "fold", fold):
+            raise ValueError(f"the projector has fold {projection.fold} but fold={fold} was requested.")
         return projection
+    seed = 0 if seed is None else seed
+    if fold is not None and fold != DEFAULT_FOLD and projection != "factored":
+        raise ValueError(f"fold applies to projection='factored' only (got fold={fold}, projection={projection!r}).")
     if projection == "sketch":
         return CountSketchProjector(dim, seed)
     if projection == "factored":
-        return FactoredSketchProjector(dim, seed)
+        return FactoredSketchProjector(dim, seed, fold=DEFAULT_FOLD if fold is None else fold)
     if projection == "dense":
         return DenseProjector(dim, seed)
     raise ValueError(

@@ -16,7 +16,7 @@ SEAMS = {
     "cli": {"featurize_cli", "curation_cli", "synthesis", "hub"},  # the command registry
     "curation_cli": {"cli", "report"},
     "featurize_cli": {"cli"},
-    "hub": {"measurement"},  # the evaluate Space hosts the measurement
+    "hub": {"measurement", "synthesis"},  # the Space hosts the measurement; a push reads the run folder and schema
     "synthesis": set(),
     "measurement": set(),
     "report": set(),
