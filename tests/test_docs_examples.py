@@ -6,9 +6,10 @@ test runs whole) is preceded in the markdown by ``<!-- no-test: reason -->``; a 
 ``# doctest: +SKIP`` and its reason in :data:`SKIPPED_DOCTESTS`. README.md's Python blocks are run by
 tests/test_readme.py (slow: from the README's set-up in a fresh virtual environment).
 
-Substitutions in docs blocks, and only these: the Hub proxy becomes the bundled tiny proxy, and the names a block
+Substitutions in docs blocks, and only these: the Hub proxy becomes the bundled tiny proxy, the names a block
 leaves to the reader (``model``, ``args``, ``train``, ``prompts``, ``features`` …) are defined first by
-:data:`PRELUDES`.
+:data:`PRELUDES`, and ``gvendi.callbacks`` is this checkout's callbacks/ folder (an install maps it there; an
+editable install of another checkout would map it elsewhere).
 """
 
 from __future__ import annotations
@@ -77,20 +78,34 @@ def test_docstring_examples_run(module_name, tmp_path, monkeypatch):
 
 
 def test_every_skipped_docstring_example_is_still_there():
-    found = {test.name for name in MODULES for test in _doctests(name)
-             if any(example.options.get(doctest.SKIP) for example in test.examples)}
-    assert found == set(SKIPPED_DOCTESTS), f"stale or missing SKIPPED_DOCTESTS entries: {found ^ set(SKIPPED_DOCTESTS)}"
+    found = {
+        test.name
+        for name in MODULES
+        for test in _doctests(name)
+        if any(example.options.get(doctest.SKIP) for example in test.examples)
+    }
+    assert found == set(SKIPPED_DOCTESTS), (
+        f"stale or missing SKIPPED_DOCTESTS entries: {found ^ set(SKIPPED_DOCTESTS)}"
+    )
 
 
 def test_the_examples_cover_the_main_doors():
     covered = set(MODULES)
-    for door in ("gvendi.vendi", "gvendi.featurizer", "gvendi.gradients", "gvendi.measurement", "gvendi.selection",
-                 "gvendi.per_example", "gvendi.comparison", "callbacks.gvendi_callback"):
+    for door in (
+        "gvendi.vendi",
+        "gvendi.featurizer",
+        "gvendi.gradients",
+        "gvendi.measurement",
+        "gvendi.selection",
+        "gvendi.per_example",
+        "gvendi.comparison",
+        "callbacks.gvendi_callback",
+    ):
         assert door in covered, f"{door} lost its docstring example"
 
 
 # docs/*.md python blocks ---------------------------------------------------------------------------------------
-TRAINER = '''
+TRAINER = """
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 from gvendi.callbacks import GVendiCallback
@@ -109,8 +124,8 @@ for i in range(16):
 train = Dataset.from_list(rows)
 args = TrainingArguments(output_dir="trainer-out", max_steps=4, per_device_train_batch_size=4, logging_steps=2,
                          report_to=[], save_strategy="no", use_cpu=True, train_sampling_strategy="sequential")
-'''
-TEXTS = '''
+"""
+TEXTS = """
 from datasets import Dataset
 from gvendi.data import load_math_sample
 
@@ -119,14 +134,24 @@ prompts = [row["prompt"] for row in sample]
 completions = [row["completion"] for row in sample]
 texts = [p + " " + c for p, c in zip(prompts, completions)]
 ds = Dataset.from_dict({"prompt": prompts, "completion": completions})
-'''
-FEATURES = '''
+"""
+FEATURES = """
 import numpy as np
 
 rng = np.random.default_rng(0)
 features = rng.normal(size=(12, 64)) + 2 * np.eye(64)[rng.integers(0, 4, size=12)]
 batches = [rng.normal(size=(64, 1024)) for _ in range(3)]
-'''
+"""
+CALLBACKS_FROM_THIS_CHECKOUT = f"""
+import importlib.util, sys
+import gvendi
+_folder = {str(ROOT / "callbacks")!r}
+_spec = importlib.util.spec_from_file_location(
+    "gvendi.callbacks", _folder + "/__init__.py", submodule_search_locations=[_folder]
+)
+gvendi.callbacks = sys.modules["gvendi.callbacks"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gvendi.callbacks)
+"""
 # the names a block may use without defining them, and the code that defines them
 PRELUDES = {
     "gvendi": "import gvendi\n",
@@ -165,7 +190,8 @@ def _prepared(code: str) -> str:
         defined = re.search(rf"^(?:{name}\s*=|from \S+ import .*\b{name}\b|import {name}\b)", code, re.M)
         if re.search(rf"\b{name}\b", code) and not defined and prelude not in preludes:
             preludes.append(prelude)
-    return "".join(preludes) + code
+    program = "".join(preludes) + code
+    return (CALLBACKS_FROM_THIS_CHECKOUT if "gvendi.callbacks" in program else "") + program
 
 
 def test_every_untested_docs_block_says_why():
@@ -175,13 +201,22 @@ def test_every_untested_docs_block_says_why():
     assert len(untested) < len(BLOCKS) / 2, f"most docs blocks are not run: {untested}"
 
 
-@pytest.mark.parametrize("where,code", [(w, c) for w, c, reason in BLOCKS if reason is None], ids=lambda v: v
-                         if isinstance(v, str) and v.startswith("docs/") else "")
+def _runnable_blocks() -> list:
+    """The blocks to run; one that trains (the Trainer prelude) is marked slow."""
+    return [
+        pytest.param(where, code, id=where, marks=[pytest.mark.slow] if TRAINER in _prepared(code) else [])
+        for where, code, reason in BLOCKS
+        if reason is None
+    ]
+
+
+@pytest.mark.parametrize("where,code", _runnable_blocks())
 def test_docs_python_block_runs(where, code, tmp_path):
     program = _prepared(code)
     env = {**os.environ, "GVENDI_DISABLE_PROGRESS_BAR": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, f"{where} failed:\n{program}\n{run.stderr[-3000:]}"
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
 
@@ -217,19 +252,35 @@ def _public_names() -> dict[str, list[str]]:
 
 def test_every_public_name_is_on_the_api_page():
     page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
-    missing = [f"{package}.{name}" for package, found in _public_names().items() for name in found
-               if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", page)]
+    missing = [
+        f"{package}.{name}"
+        for package, found in _public_names().items()
+        for name in found
+        if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", page)
+    ]
     assert not missing, f"docs/api.md does not show {missing}: add a '::: …' entry for each"
 
 
 def test_the_api_page_documents_every_door():
     page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     entries = set(re.findall(r"^::: (\S+)", page, re.M))
-    for door in ("gvendi.GradientFeaturizer", "gvendi.score", "gvendi.VendiAccumulator", "gvendi.measurement.Gvendi",
-                 "callbacks.GVendiCallback", "gvendi.synthesis.synthesize", "gvendi.synthesis.resume",
-                 "gvendi.synthesis.SynthesisConfig", "gvendi.synthesis.make_backend", "gvendi.synthesis.Task",
-                 "gvendi.hub.push_run", "gvendi.select", "gvendi.contributions", "gvendi.compare",
-                 "gvendi.build_report"):
+    for door in (
+        "gvendi.GradientFeaturizer",
+        "gvendi.score",
+        "gvendi.VendiAccumulator",
+        "gvendi.measurement.Gvendi",
+        "callbacks.GVendiCallback",
+        "gvendi.synthesis.synthesize",
+        "gvendi.synthesis.resume",
+        "gvendi.synthesis.SynthesisConfig",
+        "gvendi.synthesis.make_backend",
+        "gvendi.synthesis.Task",
+        "gvendi.hub.push_run",
+        "gvendi.select",
+        "gvendi.contributions",
+        "gvendi.compare",
+        "gvendi.build_report",
+    ):
         assert door in entries, f"docs/api.md has no '::: {door}' entry"
 
 
@@ -239,14 +290,22 @@ WRITTEN_BY_SCRIPTS = {
     "benchmarks/results/gpu.json": "benchmarks/bench_gpu.py, on a machine with a GPU",
     "benchmarks/results/report_sample.html": "benchmarks/bench_report.py --keep",
 }
-REPO_PATH = re.compile(r"\b(?:gvendi|callbacks|tests|benchmarks|docs|hub_scripts|tools|\.ci)/[\w./-]*\w\.(?:py|md|json"
-                       r"|jsonl|png|yml|yaml|txt|html|sh|cfg|toml)\b")
+REPO_PATH = re.compile(
+    r"\b(?:gvendi|callbacks|tests|benchmarks|docs|hub_scripts|tools|\.ci)/[\w./-]*\w\.(?:py|md|json"
+    r"|jsonl|png|yml|yaml|txt|html|sh|cfg|toml)\b"
+)
 
 
 def test_every_file_the_tree_names_exists():
     """Paths named in the docs, the README, the packaging files and any module's text point at files that exist."""
-    sources = [ROOT / "README.md", ROOT / "setup.py", ROOT / "setup.cfg", ROOT / "mkdocs.yml", ROOT / "pyproject.toml",
-               *(ROOT / "docs").glob("*.md")]
+    sources = [
+        ROOT / "README.md",
+        ROOT / "setup.py",
+        ROOT / "setup.cfg",
+        ROOT / "mkdocs.yml",
+        ROOT / "pyproject.toml",
+        *(ROOT / "docs").glob("*.md"),
+    ]
     for folder in ("gvendi", "callbacks", "tests", "benchmarks", "docs", "hub_scripts", "tools", ".ci"):
         sources += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ""} and p.is_file()]
     missing = {}

@@ -85,6 +85,7 @@ args = TrainingArguments(
 set_seed(0)  # the model's random initialisation, so the printed numbers reproduce
 model = Qwen2ForCausalLM(config)
 trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[callback])
+callback.attach(trainer)
 trainer.train()
 
 final = callback.summary()["final"]
