@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from utils import TRAINER_PRELUDE
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_PROXY = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -105,26 +106,7 @@ def test_the_examples_cover_the_main_doors():
 
 
 # docs/*.md python blocks ---------------------------------------------------------------------------------------
-TRAINER = """
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
-from gvendi.callbacks import GVendiCallback
-from gvendi.data import TINY_PROXY_PATH
-
-tokenizer = AutoTokenizer.from_pretrained(TINY_PROXY_PATH)
-model = AutoModelForCausalLM.from_pretrained(TINY_PROXY_PATH)
-rows = []
-for i in range(16):
-    prompt = tokenizer(f"What is {i}+{i}?")["input_ids"]
-    completion = tokenizer(f" {i}+{i}={2 * i}.")["input_ids"] + [tokenizer.eos_token_id]
-    ids, labels = (prompt + completion)[:24], ([-100] * len(prompt) + completion)[:24]
-    pad = 24 - len(ids)
-    rows.append({"input_ids": ids + [tokenizer.pad_token_id or 0] * pad, "labels": labels + [-100] * pad,
-                 "attention_mask": [1] * len(ids) + [0] * pad, "stage": "easy" if i < 8 else "hard"})
-train = Dataset.from_list(rows)
-args = TrainingArguments(output_dir="trainer-out", max_steps=4, per_device_train_batch_size=4, logging_steps=2,
-                         report_to=[], save_strategy="no", use_cpu=True, train_sampling_strategy="sequential")
-"""
+TRAINER = "from transformers import Trainer\n" + TRAINER_PRELUDE
 TEXTS = """
 from datasets import Dataset
 from gvendi.data import load_math_sample
