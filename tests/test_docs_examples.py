@@ -220,15 +220,10 @@ NOT_ON_THE_API_PAGE = {
 def _public_names() -> dict[str, list[str]]:
     import callbacks
     import gvendi
-    import gvendi.hub
-    import gvendi.synthesis
 
-    names = {
-        "gvendi": sorted({*gvendi.__all__, *gvendi._EXPORTS}),
-        "gvendi.callbacks": list(callbacks.__all__),
-        "gvendi.synthesis": list(gvendi.synthesis.__all__),
-        "gvendi.hub": list(gvendi.hub.__all__),
-    }
+    names = {"gvendi": sorted({*gvendi.__all__, *gvendi._EXPORTS}), "gvendi.callbacks": list(callbacks.__all__)}
+    for package in ("synthesis", "hub", "config", "accumulators", "distributed", "testing"):
+        names[f"gvendi.{package}"] = list(importlib.import_module(f"gvendi.{package}").__all__)
     return {package: [n for n in found if n not in NOT_ON_THE_API_PAGE] for package, found in names.items()}
 
 
