@@ -229,7 +229,8 @@ class GVendiCallback(TrainerCallback):
             "skipped_examples": accumulators.skipped,
         }
         if self.ci is not None:
-            final.update(cumulative_ci=accumulators.interval(), ci_level=self.ci, n_boot=self.n_boot)
+            interval = accumulators.interval()
+            final.update(cumulative_ci=None if interval is None else list(interval), ci_level=self.ci, n_boot=self.n_boot)
         return {"config": self._config(), "final": final, "points": self.curve, "epochs": self.epochs}
 
     # Trainer events --------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class GVendiCallback(TrainerCallback):
                 "epoch_value": logs.get("gvendi/epoch"), "stages": stages,
             }
             if self.ci is not None:
-                point["cumulative_ci"] = interval
+                point["cumulative_ci"] = None if interval is None else list(interval)
             self.curve.append(point)
             self._log(control, logs)
         accumulators.reset("window")
