@@ -66,8 +66,9 @@ class GVendiCallback(TrainerCallback):
             folder, ``"tiny"`` or a model object (pass its tokenizer in ``proxy_kwargs``).
         proxy_kwargs (`dict`, *optional*): more :class:`gvendi.GradientFeaturizer` arguments (``tokenizer``,
             ``revision``, ``max_length``, ``batch_size``, ``device``, ``dtype`` …).
-        prompt_column, completion_column (`str`, *optional*, default ``"prompt"``, ``"completion"``), messages_column
-            (`str`, *optional*): the text columns ``source="proxy"`` reads.
+        prompt_column (`str`, *optional*, defaults to ``"prompt"``): with ``source="proxy"``, the prompt column.
+        completion_column (`str`, *optional*, defaults to ``"completion"``): the completion column.
+        messages_column (`str`, *optional*): a chat-messages column instead of the two.
         trainable_only (`bool`, *optional*, defaults to `True`): with ``source="model"``, the gradient over the
             trainable parameters only (the adapters with LoRA).
         every_n_steps (`int`, *optional*, defaults to 1): featurize the examples of every n-th optimizer step only.
