@@ -1,20 +1,27 @@
-"""Small shared helpers: the one progress-bar switch, devices, stable hashing."""
+"""Small shared helpers: the one progress-bar switch, devices, stable hashing, atomic writes, file hashing and the
+retry backoff rule."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
+    "atomic_write",
+    "backoff_delay",
     "disable_progress_bars",
     "enable_progress_bars",
     "progress_bar",
     "progress_bars_disabled",
     "quiet_libraries",
     "resolve_device",
+    "sha256_file",
     "stable_seed",
 ]
 
@@ -188,3 +195,67 @@ def stable_seed(*parts: object) -> int:
 
     digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], object], *, fsync: bool = True) -> None:
+    """Write ``path`` so that a reader never sees half a file: into a temporary file beside it (``.NAME.PID.tmp``),
+    then ``fsync`` and ``os.replace`` over the target.
+
+    Args:
+        path: the file to write (its folder is created when missing).
+        data: text (written as UTF-8), bytes, or a callable that writes into the open binary handle
+            (``lambda handle: np.save(handle, array)``).
+        fsync (`bool`, *optional*, defaults to `True`): flush the file to disk before the rename.
+
+    Raises:
+        OSError: the file cannot be written; the temporary file is removed and the target is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    rng: random.Random | None = None,
+    retry_after: float | None = None,
+    retry_after_max: float = 120.0,
+) -> float:
+    """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0): the one backoff rule.
+
+    Exponential, ``min(cap, base · 2**attempt)``; with ``rng``, "full jitter" (uniform in ``[0, that]``, so many
+    clients retrying together spread out). A server's ``Retry-After`` wins when given: ``min(retry_after,
+    retry_after_max)``, plus a jitter of up to ``base`` seconds when ``rng`` is given.
+    """
+    if retry_after is not None:
+        return min(retry_after, retry_after_max) + (rng.uniform(0, base) if rng is not None else 0.0)
+    ceiling = min(cap, base * 2**attempt)
+    return rng.uniform(0, ceiling) if rng is not None else ceiling

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CORE = {
     "utils", "vendi", "projection", "gradients", "cluster", "proxy", "exact", "io", "sharded", "data",
-    "bootstrap", "selection", "per_example", "comparison", "accumulators", "distributed",
+    "bootstrap", "selection", "per_example", "comparison", "config", "accumulators", "distributed",
 }
 LIBRARY = {"featurizer"}  # the one object every door featurizes through
 # door → the other doors it may import (everything may import the core, the library and the public `gvendi`)
@@ -16,7 +16,7 @@ SEAMS = {
     "cli": {"featurize_cli", "curation_cli", "synthesis", "hub"},  # the command registry
     "curation_cli": {"cli", "report"},
     "featurize_cli": {"cli"},
-    "hub": {"measurement"},  # the evaluate Space hosts the measurement
+    "hub": {"measurement", "synthesis"},  # the Space hosts the measurement; a push reads the run folder and schema
     "synthesis": set(),
     "measurement": set(),
     "report": set(),

@@ -148,11 +148,50 @@ def test_unparsable_generations_are_counted(online_hub, loopback_server, tmp_pat
     assert r["drop_reasons"]["unparsable"] == r["generated"] - r["parsed"] > 0
 
 
+def _shot_clusters(result, config) -> tuple[list[list[int]], set[int], dict]:
+    """Round 1's clustering recomputed from its seed pool (checked against stats.json), the sparse clusters by the
+    released code's rule (size strictly below the size at sorted index ⌊K/2⌋), and each generation prompt's shots
+    as pool clusters."""
+    import re
+
+    import numpy as np
+
+    from gvendi.synthesis.steps import cluster_pool
+    from gvendi.synthesis.tasks import get_task
+
+    pool = [json.loads(line) for line in open(result.run_dir / "rounds" / "round_000" / "pool.jsonl")]
+    task = get_task(config.task)
+    feats = HashingFeaturizer().featurize([task.prompt_completion(row) for row in pool])
+    labels = cluster_pool(config, feats, 1, "kmeans", show_progress=False).labels
+    stats = result.report["rounds"][0]
+    sizes = np.bincount(labels, minlength=stats["n_clusters"])
+    assert sizes.tolist() == stats["cluster_sizes"]  # the same k-means as the run's
+    threshold = sorted(sizes)[len(sizes) // 2]
+    sparse = {c for c, size in enumerate(sizes) if size < threshold} or set(range(len(sizes)))
+    assert sparse == set(stats["sparse_clusters"])
+    cluster_of = {row["problem"].strip(): int(label) for row, label in zip(pool, labels)}
+    prompts = [rec["prompt"][0]["content"] for rec in _records(result.run_dir) if rec["stage"] == "generate"]
+    shots = [[cluster_of[m] for m in re.findall(r"Example \d+:\n(.*?)\n\n", text, re.DOTALL)] for text in prompts]
+    assert len(prompts) == 8 and all(len(group) == config.shots for group in shots)
+    return shots, sparse, stats
+
+
 def test_sparse_cluster_shot_policy(online_hub, loopback_server, tmp_path):
+    """Every prompt's shots come from sparse clusters (the median rule), and from one sparse cluster first: the
+    uniform policy on the same pool draws shots from dense clusters too."""
     server = loopback_server(mode="scripted")
-    config = _config(tmp_path, server, task="nli", rounds=1, shot_policy="sparse-cluster", shots=8)
-    result = synthesize(config, featurizer=HashingFeaturizer())
-    assert result.report["complete"]
+    config = _config(tmp_path, server, rounds=1, shot_policy="sparse-cluster", k_ratio=0.15, shots=4)
+    shots, sparse, stats = _shot_clusters(synthesize(config, featurizer=HashingFeaturizer()), config)
+    sizes = stats["cluster_sizes"]
+    assert sum(sizes[c] for c in sparse) >= config.shots  # enough sparse rows that no top-up reaches dense ones
+    assert all(set(group) <= sparse for group in shots)
+    # a prompt starts from one random sparse cluster: when that cluster holds enough rows, all shots are from it
+    assert all(len(set(group)) == 1 for group in shots if max(sizes[c] for c in group) >= config.shots)
+    assert len({c for group in shots for c in group}) > 1  # different prompts draw different sparse clusters
+
+    uniform = _config(tmp_path, server, rounds=1, out=str(tmp_path / "uniform"), k_ratio=0.15, shots=4)
+    uniform_shots, _, _ = _shot_clusters(synthesize(uniform, featurizer=HashingFeaturizer()), uniform)
+    assert any(not set(group) <= sparse for group in uniform_shots)
 
 
 def test_different_config_refuses_to_resume(online_hub, loopback_server, tmp_path, capsys):
