@@ -24,7 +24,7 @@ from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
 
 from .capture import BatchCapture
 from .plot import plot_curve
-from .row_fields import collator_is_wrapped, dataset_columns, keep_columns, release_columns
+from .row_fields import check_columns, keep_columns, release_columns
 
 __all__ = ["CURVE_FILE", "PLOT_FILE", "STATE_FILE", "GVendiCallback"]
 
@@ -235,7 +235,11 @@ class GVendiCallback(TrainerCallback):
         model = kwargs.get("model")
         model = self._trainer.model if model is None else model
         try:
-            self._check_data(kwargs.get("train_dataloader"))
+            if self._row_fields():
+                check_columns(
+                    self._trainer, self._row_fields(), kwargs.get("train_dataloader"),
+                    stage_column=self.stage_column, proxy=self.source == "proxy",
+                )
             if self.source == "proxy" and self._capture.featurizer is None:
                 from gvendi import GradientFeaturizer
 
@@ -335,31 +339,6 @@ class GVendiCallback(TrainerCallback):
         if self.source == "proxy":
             fields += [self.messages_column] if self.messages_column else [self.prompt_column, self.completion_column]
         return fields
-
-    def _check_data(self, train_dataloader: Any) -> None:
-        fields = self._row_fields()
-        if not fields:
-            return
-        dataset = self._trainer.train_dataset
-        columns = dataset_columns(dataset) if dataset is not None else None
-        if columns is not None and self.stage_column and self.stage_column not in columns:
-            raise ValueError(
-                f"GVendiCallback: stage_column={self.stage_column!r} is not a column of the training data, which has "
-                f"{sorted(columns)}. Add the column, pass the right name, or use callback.set_stage(name) instead."
-            )
-        missing = [name for name in fields if name != self.stage_column and columns is not None and name not in columns]
-        if missing:
-            raise ValueError(
-                f"GVendiCallback(source='proxy'): the training data has no text column(s) {missing} (it has "
-                f"{sorted(columns)}); the proxy featurizes texts, not the trained model's token ids. Keep the text "
-                "columns in train_dataset and name them with prompt_column=/completion_column= or messages_column=, "
-                "or use source='model'."
-            )
-        if train_dataloader is not None and not collator_is_wrapped(train_dataloader):
-            raise RuntimeError(
-                "GVendiCallback: the training dataloader was built before the callback was attached, so the "
-                f"column(s) {fields} cannot reach it. Call callback.attach(trainer) before trainer.train()."
-            )
 
     def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
         candidates = [args.resume_from_checkpoint, os.path.join(args.output_dir, f"checkpoint-{state.global_step}")]
