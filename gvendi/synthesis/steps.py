@@ -1,7 +1,7 @@
 """The steps of a synthesis round, and the one counters contract they share.
 
-A round is a sequence of steps (:data:`ROUND_STEPS`): **generate → solve/vote → decontaminate → deduplicate →
-keep-sparse**. Every step is called the same way, ``kept, counters = await step(round, rows)``: it takes the round's
+A round is a sequence of steps (:data:`STRATEGY_STEPS`): **generate → solve/vote → decontaminate → deduplicate →
+keep-sparse** (``prismatic``), or **… → keep-all** (``vanilla``). Every step is called the same way, ``kept, counters = await step(round, rows)``: it takes the round's
 candidates (the generate step takes none and makes them) and returns those it keeps and a :class:`Counters` (rows
 seen, kept, dropped per reason, the request records it used). The driver (:mod:`gvendi.synthesis.loop`) only
 sequences the steps and writes the round's markers; the report reads the counters.
@@ -35,9 +35,11 @@ __all__ = [
     "Deduplicate",
     "EmptyRoundError",
     "Generate",
+    "KeepAll",
     "KeepSparse",
     "Round",
     "RoundStep",
+    "STRATEGY_STEPS",
     "SolveAndVote",
     "cluster_count",
     "cluster_pool",
@@ -375,6 +377,7 @@ class KeepSparse(RoundStep):
 
     name = "keep_sparse"
     count = "accepted"
+    sparse_only = True
 
     async def run(self, round: Round, rows: list[dict[str, Any]], counters: Counters) -> list[dict[str, Any]]:
         if not rows:
@@ -388,7 +391,7 @@ class KeepSparse(RoundStep):
         sparse = set(round.clustering.sparse.tolist())
         accepted = []
         for index, cluster in zip(kept.tolist(), nearest.tolist()):
-            if cluster in sparse:
+            if cluster in sparse or not self.sparse_only:
                 accepted.append(self._output_row(rows[index], round.index, int(cluster)))
             else:
                 counters.drop("dense_cluster")
@@ -409,5 +412,16 @@ class KeepSparse(RoundStep):
         return {key: out.get(key) for key in task.output_fields}
 
 
-ROUND_STEPS: tuple[type[RoundStep], ...] = (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepSparse)
-"""The steps of a round, in order."""
+class KeepAll(KeepSparse):
+    """The ``vanilla`` strategy's last step: featurize the survivors (``featurize_failed`` when one cannot be) and
+    keep every one, whatever its cluster (``cluster`` = its nearest centroid, for the dataset column)."""
+
+    name = "keep_all"
+    sparse_only = False
+
+
+STRATEGY_STEPS: dict[str, tuple[type[RoundStep], ...]] = {
+    "prismatic": (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepSparse),
+    "vanilla": (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepAll),
+}
+"""The steps of a round of each ``strategy``, in order: they differ only in the last one."""
