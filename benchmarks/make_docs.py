@@ -69,10 +69,6 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _pct(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
-
-
 def real_scale_summary() -> str:
     """The real-scale targets and where the committed results put them."""
     real, toy, acc = _load("featurize_real"), _load("featurize"), _load("projection_accuracy_real")

@@ -58,7 +58,6 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
     if not canonical:
         raise ValueError("the model has no (trainable) parameters, so it has no gradient to featurize.")
     targets: list[TargetModule] = []
-    covered: set[int] = set()
     for module_name, module in model.named_modules():
         own = {local: p for local, p in module.named_parameters(recurse=False) if id(p) in canonical}
         if not own:
@@ -78,7 +77,6 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
                 "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf module."
             )
         targets.append(TargetModule(module_name, module, kind, {local: canonical[id(p)] for local, p in own.items()}))
-        covered.update(id(p) for p in own.values())
     return targets
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["GVendiResult", "VendiAccumulator", "entropy_q", "score", "vendi_from_eigenvalues"]
+__all__ = ["GVendiResult", "VendiAccumulator", "clamp_vendi", "entropy_q", "score", "vendi_from_eigenvalues"]
 
 # Eigenvalues below this (relative to the largest) are round-off of a rank-deficient Σ, not mass.
 _EIGEN_FLOOR = 1e-12
@@ -80,6 +80,11 @@ def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
     if total <= 0:
         raise ValueError("all eigenvalues are zero: no non-zero feature rows were accumulated.")
     return float(math.exp(entropy_q(p / total, q)))
+
+
+def clamp_vendi(value: float, count: float, dim: int) -> float:
+    """A score pushed back into its valid range ``[1, min(N, k)]`` (the eigensolver's round-off can leave it)."""
+    return min(max(value, 1.0), float(min(count, dim)))
 
 
 @dataclass
@@ -357,7 +362,7 @@ class VendiAccumulator:
         """The Vendi Score of order ``q`` of everything accumulated so far."""
         q = _check_q(q)
         value = vendi_from_eigenvalues(self.eigenvalues(), q)
-        value = min(max(value, 1.0), float(min(self.count, self.dim)))  # clamp round-off into the valid range
+        value = clamp_vendi(value, self.count, self.dim)
         return GVendiResult(value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance))
 
     def state_dict(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def main(output_dir: str, batch_size: int, dim: int) -> None:
         data_collator=PadCollator(tok.pad_token_id),
         callbacks=[callback],
     )
+    callback.attach(trainer)
     trainer.train()
     if torch.distributed.is_initialized():  # tear gloo down before exit (left to the interpreter, it can abort)
         torch.distributed.barrier()

@@ -31,13 +31,15 @@ def tok():
 
 
 def _trainer(tok, rows, output_dir, callback, *, net=None, **args):
-    return Trainer(
+    trainer = Trainer(
         model=net if net is not None else model(),
         args=training_args(output_dir, **args),
         train_dataset=Dataset.from_list(encode(rows, tok)),
         data_collator=PadCollator(tok.pad_token_id),
         callbacks=[callback],
     )
+    callback.attach(trainer)
+    return trainer
 
 
 def _gvendi_logs(history, key):
@@ -305,14 +307,13 @@ def test_error_proxy_without_text_columns(tmp_path, tok):
         {"input_ids": r["input_ids"], "labels": r["labels"]}
         for r in encode(templated_rows(8, words=range(10, 60), template=0), tok)
     ]
-    callback = GVendiCallback(source="proxy", dim=DIM, proxy=model(), proxy_kwargs={"tokenizer": tok})
     trainer = Trainer(
         model=model(),
         args=training_args(tmp_path),
         train_dataset=Dataset.from_list(rows),
         data_collator=PadCollator(tok.pad_token_id),
-        callbacks=[callback],
     )
+    GVendiCallback(source="proxy", dim=DIM, proxy=model(), proxy_kwargs={"tokenizer": tok}, trainer=trainer)
     with pytest.raises(ValueError, match=r"no text column\(s\) \['prompt', 'completion'\]"):
         trainer.train()
     assert trainer.state.global_step == 0

@@ -242,6 +242,67 @@ def test_pretokenized_input_matches_text_input():
     np.testing.assert_allclose(featurizer.featurize(pretokenized), featurizer.featurize(records), atol=1e-6)
 
 
+
+@pytest.mark.parametrize("product_dtype", ["float32", "bfloat16"])
+def test_factored_features_of_the_bundled_proxy_are_pinned(product_dtype):
+    """Features end to end (bundled proxy, bundled sample, two batches of a reused projector) against values recorded
+    before the per-batch state moved into its own object: a change in the map, the queue or the scaling shows."""
+    from gvendi.data import TINY_PROXY_PATH, load_math_sample
+
+    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in load_math_sample()[:3]]
+    projector = FactoredSketchProjector(12, 3, product_dtype=product_dtype)
+    featurizer = GradientFeaturizer(str(TINY_PROXY_PATH), dim=12, projection=projector, seed=3, batch_size=2,
+                                    show_progress=False)
+    np.testing.assert_allclose(featurizer.featurize(rows), PINNED_TINY_FEATURES[product_dtype], rtol=0, atol=2e-6)
+    assert projector._batch is None, "a finished batch leaves no state on the projector"
+
+
+def test_factored_batches_share_no_state():
+    """A projector reused over batches of other sizes (and a batch whose queue overflows) gives bit-identical
+    features to a fresh projector per batch; an output that is not the open batch's is projected directly."""
+    from gvendi.gradients import GradientCollector, per_example_loss
+
+    model = tiny_qwen(len(TOKENIZER))
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randint(0, len(TOKENIZER), (n, 9), generator=generator) for n in (3, 5, 2)]
+
+    def run(projector, ids):
+        with GradientCollector(model, projector) as collector:
+            collector.begin_batch(ids.shape[0], torch.ones_like(ids))
+            per_example_loss(model(input_ids=ids).logits, ids).sum().backward()
+            return collector.end_batch()
+
+    for options in ({"product_dtype": "bfloat16"}, {"product_dtype": "bfloat16", "queue_bytes": 2048}):
+        reused = FactoredSketchProjector(32, fold=8, **options)
+        for ids in batches:
+            assert torch.equal(run(reused, ids), run(FactoredSketchProjector(32, fold=8, **options), ids))
+    projector = FactoredSketchProjector(32, fold=8)
+    grads = torch.randn(2, 40, generator=generator)
+    direct, expected = torch.zeros(2, 64), torch.zeros(2, 64)
+    projector.new_output(2, torch.device("cpu"))  # another batch is open: `direct` is not its output
+    projector.add_dense(direct, "w", grads)
+    CountSketchProjector(32).add_dense(expected, "w", grads)
+    assert direct.abs().sum() > 0 and torch.equal(direct, expected)
+
 # recorded with gvendi 0.1.0 (CPU); a change here changes every published feature, so it needs a version bump
 PINNED_BUCKETS = [1983, 1300, 1670, 1468, 1443, 1752]
 PINNED_SIGNS = [[1, 1, 1, -1, -1, 1, 1, 1], [-1, 1, 1, -1, -1, 1, -1, -1]]  # PCG64 chunk streams (NumPy-stable)
+# features of the bundled tiny proxy (dim 12, seed 3, fold 128, first three math sample rows), recorded on CPU
+PINNED_TINY_FEATURES = {
+    "float32": [
+        [0.472937, -0.056785, -0.195975, 0.511885, -0.097296, -0.477072,
+         -0.161412, 0.124546, -0.054343, -0.359159, 0.186583, 0.165172],
+        [0.478074, 0.125261, -0.134333, 0.337567, -0.103352, -0.529162,
+         -0.193460, 0.047347, -0.039745, -0.313734, 0.347282, 0.269781],
+        [0.351627, 0.067444, -0.220991, 0.524441, -0.071731, -0.264164,
+         0.250261, 0.100990, -0.198398, -0.374123, 0.452496, 0.126862],
+    ],
+    "bfloat16": [
+        [0.472828, -0.057560, -0.195994, 0.512085, -0.096840, -0.476887,
+         -0.161498, 0.125090, -0.053960, -0.359082, 0.186490, 0.165282],
+        [0.478058, 0.125289, -0.134614, 0.338363, -0.103377, -0.528760,
+         -0.193246, 0.047479, -0.039382, -0.313123, 0.347843, 0.269609],
+        [0.352566, 0.067016, -0.219851, 0.524656, -0.072093, -0.263853,
+         0.249823, 0.101899, -0.198418, -0.373326, 0.452842, 0.127236],
+    ],
+}

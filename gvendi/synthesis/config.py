@@ -127,7 +127,8 @@ class EndpointConfig:
 
 @dataclass
 class ProxyConfig:
-    """The G-Vendi proxy that featurizes examples (see :class:`gvendi.featurizer.GradientFeaturizer`)."""
+    """The G-Vendi proxy that featurizes examples: the run folder's record of the :class:`gvendi.config.GVendiConfig`
+    fields a run sets (``name`` is its ``proxy``); validated by it, and turned into it by :meth:`gvendi_config`."""
 
     name: str = "tiny"
     """``"tiny"`` (bundled), a Hub id or a local path."""
@@ -139,6 +140,20 @@ class ProxyConfig:
     """Feature dimension k."""
     seed: int = 0
     """Projection seed."""
+
+    def __post_init__(self) -> None:
+        self.gvendi_config()  # a bad field fails here, named, before a run starts
+
+    def gvendi_config(self, **runtime: Any) -> Any:
+        """The `GVendiConfig` these settings name, with ``runtime`` fields (``batch_size``, ``device`` …) added."""
+        from gvendi.config import ConfigFieldError, GVendiConfig
+
+        try:
+            return GVendiConfig(proxy=self.name, revision=self.revision, projection=self.projection, dim=self.dim,
+                                seed=self.seed, **runtime)
+        except ConfigFieldError as err:  # name the field as this config spells it
+            named = err.render(lambda name: "proxy.name" if name == "proxy" else f"proxy.{name}")
+            raise type(err)(err.field, err.value, named) from None
 
 
 @dataclass
