@@ -73,7 +73,9 @@ def seed_pool(path: Path, counts: list[int]) -> dict[str, int]:
     out = []
     for template, count in mix.items():
         out += [row for row in rows if row["template"] == template][:count]
-    path.write_text("".join(json.dumps({k: row[k] for k in ("id", "problem", "solution", "answer")}) + "\n" for row in out))
+    path.write_text(
+        "".join(json.dumps({k: row[k] for k in ("id", "problem", "solution", "answer")}) + "\n" for row in out)
+    )
     return mix
 
 
@@ -196,8 +198,15 @@ def markdown(payload: dict) -> str:
         f"{payload['seconds']:.0f} s in all.",
         "",
         markdown_table(
-            ["arm", "rounds", "accepted", f"G-Vendi at {a['budget']} accepted", "final pool G-Vendi", "templates",
-             "rejected (all rounds)"],
+            [
+                "arm",
+                "rounds",
+                "accepted",
+                f"G-Vendi at {a['budget']} accepted",
+                "final pool G-Vendi",
+                "templates",
+                "rejected (all rounds)",
+            ],
             [
                 [
                     name,
@@ -206,7 +215,9 @@ def markdown(payload: dict) -> str:
                     " / ".join(f"{arm['budget_gvendi']}" + ("" if arm["budget_reached"] else "*") for arm in group),
                     " / ".join(str(arm["rounds"][-1]["gvendi"]) for arm in group),
                     " / ".join(str(arm["rounds"][-1]["templates"]) for arm in group),
-                    " / ".join(f"{1 - arm['accepted'] / sum(r['generated'] for r in arm['rounds']):.0%}" for arm in group),
+                    " / ".join(
+                        f"{1 - arm['accepted'] / sum(r['generated'] for r in arm['rounds']):.0%}" for arm in group
+                    ),
                 ]
                 for name, group in _by_arm(arms).items()
             ],
@@ -252,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-mix", default="16,2,2,2,2", help="seed rows per template (a skewed pool)")
     parser.add_argument("--k-ratio", type=float, default=0.2, help="clusters per pool example of the main arms")
     parser.add_argument("--sweep", default="0.1,0.4", help="further K ratios for prismatic")
-    parser.add_argument("--drift", type=float, default=0.25, help="the generator's chance to move to a neighbour template")
+    parser.add_argument(
+        "--drift", type=float, default=0.25, help="the generator's chance to move to a neighbour template"
+    )
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--root-seeds", default="0,1", help="root seeds: every arm runs once per seed")
     parser.add_argument("--name", default="synthesis_strategies")

@@ -116,17 +116,10 @@ class FeatureCache:
         if self._featurizer is None:
             from gvendi.featurizer import GradientFeaturizer
 
-            proxy = self.config.proxy
-            self._featurizer = GradientFeaturizer(
-                proxy.name,
-                revision=proxy.revision,
-                dim=proxy.dim,
-                projection=proxy.projection,
-                seed=proxy.seed,
-                batch_size=self.config.featurize_batch_size,
-                device=self.config.device,
-                show_progress=self.config.show_progress,
+            settings = self.config.proxy.gvendi_config(
+                batch_size=self.config.featurize_batch_size, device=self.config.device
             )
+            self._featurizer = GradientFeaturizer(config=settings, show_progress=self.config.show_progress)
         return self._featurizer
 
     @property
@@ -191,7 +184,9 @@ class Requests:
     def __init__(self, config: SynthesisConfig, store: RunStore):
         self.config, self.store = config, store
 
-    def spec(self, round_index: int, stage: str, role: str, prompt: Any, endpoint: EndpointConfig, *parts: Any) -> _Spec:
+    def spec(
+        self, round_index: int, stage: str, role: str, prompt: Any, endpoint: EndpointConfig, *parts: Any
+    ) -> _Spec:
         params = GenerationParams(
             max_new_tokens=endpoint.max_new_tokens,
             temperature=endpoint.temperature,
@@ -300,7 +295,9 @@ class _Runner:
     async def run_round(self, r: int, pool: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One round (SPEC §2): cluster the pool, then every step in turn on the surviving candidates."""
         pool_feats = self.context.features(pool)[0]
-        round = Round(r, pool, cluster_pool(self.config, pool_feats, r, "kmeans", show_progress=self.config.show_progress))
+        round = Round(
+            r, pool, cluster_pool(self.config, pool_feats, r, "kmeans", show_progress=self.config.show_progress)
+        )
         rows: list[dict[str, Any]] = []
         counters = []
         for step in self.steps:

@@ -1,10 +1,11 @@
 """The steps of a synthesis round, and the one counters contract they share.
 
 A round is a sequence of steps (:data:`STRATEGY_STEPS`): **generate → solve/vote → decontaminate → deduplicate →
-keep-sparse** (``prismatic``), or **… → keep-all** (``vanilla``). Every step is called the same way, ``kept, counters = await step(round, rows)``: it takes the round's
-candidates (the generate step takes none and makes them) and returns those it keeps and a :class:`Counters` (rows
-seen, kept, dropped per reason, the request records it used). The driver (:mod:`gvendi.synthesis.loop`) only
-sequences the steps and writes the round's markers; the report reads the counters.
+keep-sparse** (``prismatic``), or **… → keep-all** (``vanilla``). Every step is called the same way,
+``kept, counters = await step(round, rows)``: it takes the round's candidates (the generate step takes none and
+makes them) and returns those it keeps and a :class:`Counters` (rows seen, kept, dropped per reason, the request
+records it used). The driver (:mod:`gvendi.synthesis.loop`) only sequences the steps and writes the round's
+markers; the report reads the counters.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from .config import SynthesisConfig
 from .filters import ExactDedupFilter, FilterStep, NearDedupFilter, NGramDecontaminationFilter, closest_benchmark_item
 from .store import content_hash
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from .loop import FeatureCache, Requests
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ class Clustering:
 
 
 def cluster_pool(config: SynthesisConfig, features: np.ndarray, *seed_parts: Any, show_progress: bool) -> Clustering:
-    """Spherical k-means of ``features`` with K from :func:`cluster_count`, seeded by ``(config.seed, *seed_parts)``."""
+    """Spherical k-means of ``features``, K from :func:`cluster_count`, seeded by ``(config.seed, *seed_parts)``."""
     kmeans = spherical_kmeans(
         features,
         cluster_count(config, len(features)),
@@ -143,8 +146,8 @@ class StepContext:
 
     config: SynthesisConfig
     task: Task
-    requests: Any  # loop.Requests: spec(...) and await run(specs, backend, desc)
-    features: Callable[..., tuple[np.ndarray, np.ndarray]]  # loop.FeatureCache
+    requests: Requests
+    features: FeatureCache
     generator: Backend
     solver: Backend
     benchmark_texts: list[str]

@@ -261,7 +261,8 @@ def test_vanilla_strategy_uniform_shots_and_no_sparse_filter(online_hub, loopbac
         draws = []
         for i in range(8):
             rng = np.random.default_rng(stable_seed(vanilla.seed, rec["round"], "shots", i))
-            draws.append([pool[j]["problem"].strip() for j in rng.permutation(rng.choice(len(pool), 5, replace=False))])
+            chosen = rng.permutation(rng.choice(len(pool), 5, replace=False))
+            draws.append([pool[j]["problem"].strip() for j in chosen])
         assert [s.strip() for s in shots] in draws  # the uniform draw without replacement, shuffled
     for stats in result.report["rounds"]:
         assert "dense_cluster" not in stats["drop_reasons"]
