@@ -38,6 +38,7 @@ ORDER = (
     "callback_overhead",
     "callback_overhead_small",
     "synthesis_client",
+    "synthesis_strategies",
     "threads",
 )
 

@@ -204,7 +204,9 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def atomic_write(path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], object], *, fsync: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], object], *, fsync: bool = True
+) -> None:
     """Write ``path`` so that a reader never sees half a file: into a temporary file beside it (``.NAME.PID.tmp``),
     then ``fsync`` and ``os.replace`` over the target.
 
