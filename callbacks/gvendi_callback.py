@@ -18,13 +18,13 @@ from typing import Any, Literal
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from gvendi import DEFAULT_PROXY, GradientCollector, __version__, make_projector
-from gvendi.accumulators import NO_STAGE, AccumulatorSet
-from gvendi.gradients import discover_targets
+from gvendi import DEFAULT_PROXY, __version__
+from gvendi.accumulators import AccumulatorSet
 from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
 
+from .capture import BatchCapture
 from .plot import plot_curve
-from .row_fields import ROWS_KEY, collator_is_wrapped, dataset_columns, keep_columns, release_columns
+from .row_fields import check_columns, keep_columns, release_columns
 
 __all__ = ["CURVE_FILE", "PLOT_FILE", "STATE_FILE", "GVendiCallback"]
 
@@ -66,8 +66,9 @@ class GVendiCallback(TrainerCallback):
             folder, ``"tiny"`` or a model object (pass its tokenizer in ``proxy_kwargs``).
         proxy_kwargs (`dict`, *optional*): more :class:`gvendi.GradientFeaturizer` arguments (``tokenizer``,
             ``revision``, ``max_length``, ``batch_size``, ``device``, ``dtype`` …).
-        prompt_column, completion_column (`str`, *optional*, default ``"prompt"``, ``"completion"``), messages_column
-            (`str`, *optional*): the text columns ``source="proxy"`` reads.
+        prompt_column (`str`, *optional*, defaults to ``"prompt"``): with ``source="proxy"``, the prompt column.
+        completion_column (`str`, *optional*, defaults to ``"completion"``): the completion column.
+        messages_column (`str`, *optional*): a chat-messages column instead of the two.
         trainable_only (`bool`, *optional*, defaults to `True`): with ``source="model"``, the gradient over the
             trainable parameters only (the adapters with LoRA).
         every_n_steps (`int`, *optional*, defaults to 1): featurize the examples of every n-th optimizer step only.
@@ -108,8 +109,6 @@ class GVendiCallback(TrainerCallback):
     ):
         if source not in ("model", "proxy"):
             raise ValueError(f"GVendiCallback: source must be 'model' or 'proxy' (got {source!r}).")
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"GVendiCallback: dim must be an integer ≥ 1 (got {dim!r}); the paper uses 1024.")
         projection = DEFAULT_PROJECTION if projection is None else projection
         if not isinstance(projection, Projector) and projection not in PROJECTIONS:
             raise ValueError(
@@ -120,7 +119,7 @@ class GVendiCallback(TrainerCallback):
             raise ValueError(f"GVendiCallback: every_n_steps must be an integer ≥ 1 (got {every_n_steps!r}).")
         if stage_column is not None and not isinstance(stage_column, str):
             raise TypeError(f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}.")
-        try:
+        try:  # checks dim, q, ci and n_boot
             self.accumulators = AccumulatorSet(dim, q=q, ci=ci, n_boot=n_boot, seed=int(seed))
         except ValueError as err:
             raise ValueError(f"GVendiCallback: {err}") from None
@@ -131,18 +130,13 @@ class GVendiCallback(TrainerCallback):
         self.trainable_only, self.every_n_steps, self.save_plot = trainable_only, every_n_steps, save_plot
         # wiring, built in attach() / on_train_begin()
         self._trainer: Trainer | None = None
-        self._collector: GradientCollector | None = None
-        self._featurizer: Any = None
-        self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
-        self._hooked_model: torch.nn.Module | None = None
-        self._active = False  # between on_train_begin and on_train_end
         self._undo_columns: tuple[Any, list[str]] | None = None
-        self._open_stages: list[str] | None = None  # stages of the micro-batch whose backward is running
-        self._busy = False  # the proxy's own passes are running
-        self._sampling = True  # whether this optimizer step's examples are featurized (every_n_steps)
-        self._warned: set[str] = set()
         self._current_stage: str | None = None
         self._restored_step: int | None = None
+        text = [name for name in self._row_fields() if name != stage_column]
+        self._capture = BatchCapture(
+            self.accumulators, stage_column=stage_column, text_columns=text, default_stage=lambda: self._current_stage
+        )
         self.reset()
         if trainer is not None:
             self.attach(trainer)
@@ -152,7 +146,7 @@ class GVendiCallback(TrainerCallback):
         """Forget everything measured (otherwise the callback keeps accumulating across ``trainer.train()`` calls,
         so a curriculum trained as successive calls stays one curve)."""
         self.accumulators.clear()
-        self._pending_records: list[tuple[str, dict[str, Any]]] = []  # source="proxy": texts waiting to featurize
+        self._capture.clear()
         self.curve: list[dict[str, Any]] = []
         self.epochs: list[dict[str, Any]] = []
         self._runs = 0
@@ -174,7 +168,7 @@ class GVendiCallback(TrainerCallback):
             trainer.add_callback(self)
         if self._row_fields():
             self._undo_columns = keep_columns(trainer, self._row_fields())
-            self._install_pre_hook(trainer.model)  # from now on every batch may carry the fields: strip them
+            self._capture.hook(trainer.model)  # from now on every batch may carry the fields: strip them
         return self
 
     def restore(self, checkpoint: str) -> None:
@@ -199,20 +193,18 @@ class GVendiCallback(TrainerCallback):
                 )
         self.accumulators.load_state_dict(accumulators)
         if self.ci is not None and self.accumulators.bootstrap is None:
-            self._warn_once("noci", f"GVendiCallback: {path} has no bootstrap state; no interval for this run.")
+            logger.warning("GVendiCallback: %s has no bootstrap state; no interval for this run.", path)
         self.curve, self.epochs = list(saved["curve"]), list(saved["epochs"])
         if saved.get("current_stage") is not None and self._current_stage is None:
             self._current_stage = saved["current_stage"]
-        self._pending_records = []
+        self._capture.clear()
         self._restored_step = saved.get("step")
 
     def close(self) -> None:
         """Remove every hook and give the Trainer back its own collator (safe to call twice; call it if training
         raised). At train end only the gradient hooks go; the collator wrapper stays for the next ``train()``."""
-        self._release()
-        if self._pre_hook is not None:
-            self._pre_hook.remove()
-            self._pre_hook = self._hooked_model = None
+        self._capture.stop()
+        self._capture.unhook()
         if self._trainer is not None and self._undo_columns is not None:
             release_columns(self._trainer, *self._undo_columns)
             self._undo_columns = None
@@ -229,7 +221,8 @@ class GVendiCallback(TrainerCallback):
             "skipped_examples": accumulators.skipped,
         }
         if self.ci is not None:
-            final.update(cumulative_ci=accumulators.interval(), ci_level=self.ci, n_boot=self.n_boot)
+            interval = accumulators.interval()
+            final.update(cumulative_ci=None if interval is None else list(interval), ci_level=self.ci, n_boot=self.n_boot)
         return {"config": self._config(), "final": final, "points": self.curve, "epochs": self.epochs}
 
     # Trainer events --------------------------------------------------------------------------------------------
@@ -242,35 +235,38 @@ class GVendiCallback(TrainerCallback):
         model = kwargs.get("model")
         model = self._trainer.model if model is None else model
         try:
-            self._check_data(kwargs.get("train_dataloader"))
-            if self.source == "model":
-                self._setup_model_source(model)
-            elif self._featurizer is None:
+            if self._row_fields():
+                check_columns(
+                    self._trainer, self._row_fields(), kwargs.get("train_dataloader"),
+                    stage_column=self.stage_column, proxy=self.source == "proxy",
+                )
+            if self.source == "proxy" and self._capture.featurizer is None:
                 from gvendi import GradientFeaturizer
 
-                self._featurizer = GradientFeaturizer(
+                self._capture.featurizer = GradientFeaturizer(
                     self.proxy, dim=self.dim, projection=self.projection, seed=self.seed,
                     prompt_column=self.prompt_column, completion_column=self.completion_column,
                     messages_column=self.messages_column, show_progress=False, **self.proxy_kwargs,
                 )
-            self._install_pre_hook(model)
             if state.global_step > 0 and self._restored_step != state.global_step:
                 self._resume(args, state)
+            self._capture.start(
+                model, projection=self.projection, dim=self.dim, seed=self.seed, trainable_only=self.trainable_only
+            )
         except Exception:
             self.close()  # leave the Trainer as it was: no hooks, its own collator
             raise
         self._runs += 1
-        self._active = True
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._sampling = state.global_step % self.every_n_steps == 0
+        self._capture.sampling = state.global_step % self.every_n_steps == 0
 
     def on_substep_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
 
     @torch.no_grad()
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
         if not control.should_log:
             return control
         self._sync()
@@ -293,7 +289,7 @@ class GVendiCallback(TrainerCallback):
                 "epoch_value": logs.get("gvendi/epoch"), "stages": stages,
             }
             if self.ci is not None:
-                point["cumulative_ci"] = interval
+                point["cumulative_ci"] = None if interval is None else list(interval)
             self.curve.append(point)
             self._log(control, logs)
         accumulators.reset("window")
@@ -301,7 +297,7 @@ class GVendiCallback(TrainerCallback):
 
     @torch.no_grad()
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
         self._sync()
         epoch_count = self.accumulators.epoch.count
         if epoch_count:
@@ -325,7 +321,7 @@ class GVendiCallback(TrainerCallback):
     @torch.no_grad()
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         try:
-            self._close_batch()
+            self._capture.close_batch()
             self._sync()
             if state.is_world_process_zero and args.output_dir:
                 os.makedirs(args.output_dir, exist_ok=True)
@@ -333,9 +329,9 @@ class GVendiCallback(TrainerCallback):
                 with open(os.path.join(args.output_dir, CURVE_FILE), "w") as handle:
                     json.dump(summary, handle, indent=2)
                 if self.save_plot and not plot_curve(summary, os.path.join(args.output_dir, PLOT_FILE)):
-                    self._warn_once("plot", "GVendiCallback: matplotlib is not installed (pip install matplotlib); no plot.")
+                    logger.warning("GVendiCallback: matplotlib is not installed (pip install matplotlib); no plot.")
         finally:
-            self._release()
+            self._capture.stop()
 
     # setup and checks ------------------------------------------------------------------------------------------
     def _row_fields(self) -> list[str]:
@@ -343,73 +339,6 @@ class GVendiCallback(TrainerCallback):
         if self.source == "proxy":
             fields += [self.messages_column] if self.messages_column else [self.prompt_column, self.completion_column]
         return fields
-
-    def _check_data(self, train_dataloader: Any) -> None:
-        fields = self._row_fields()
-        if not fields:
-            return
-        dataset = self._trainer.train_dataset
-        columns = dataset_columns(dataset) if dataset is not None else None
-        if columns is not None and self.stage_column and self.stage_column not in columns:
-            raise ValueError(
-                f"GVendiCallback: stage_column={self.stage_column!r} is not a column of the training data, which has "
-                f"{sorted(columns)}. Add the column, pass the right name, or use callback.set_stage(name) instead."
-            )
-        missing = [name for name in fields if name != self.stage_column and name not in (columns or fields)]
-        if self.source == "proxy" and missing:
-            raise ValueError(
-                f"GVendiCallback(source='proxy'): the training data has no text column(s) {missing} (it has "
-                f"{sorted(columns)}); the proxy featurizes texts, not the trained model's token ids. Keep the text "
-                "columns in train_dataset and name them with prompt_column=/completion_column= or messages_column=, "
-                "or use source='model'."
-            )
-        if train_dataloader is not None and not collator_is_wrapped(train_dataloader):
-            raise RuntimeError(
-                "GVendiCallback: the training dataloader was built before the callback was attached, so the "
-                f"column(s) {fields} cannot reach it. Call callback.attach(trainer) before trainer.train()."
-            )
-
-    def _setup_model_source(self, model: torch.nn.Module) -> None:
-        name = type(model).__name__
-        try:
-            targets = discover_targets(model, trainable_only=self.trainable_only)
-        except ValueError as err:
-            raise ValueError(f"GVendiCallback(source='model') cannot hook {name}: {err}") from None
-        if not any(target.kind in ("linear", "conv1d") for target in targets):
-            raise ValueError(
-                f"GVendiCallback(source='model'): {name} has no linear layers with trainable weights (nn.Linear or "
-                "Conv1D), so its gradient is not what G-Vendi measures. Train a model with linear layers, or measure "
-                "the data with a fixed proxy: GVendiCallback(source='proxy')."
-            )
-        checkpointing = getattr(type(model), "is_activation_checkpointing", None) is not None
-        if getattr(model, "is_activation_checkpointing" if checkpointing else "is_gradient_checkpointing", False):
-            raise ValueError(
-                "GVendiCallback(source='model') does not support gradient checkpointing (the recomputed forward would "
-                "be hooked twice); turn it off or use source='proxy'."
-            )
-        if self._collector is None:
-            projector = make_projector(self.projection, self.dim, self.seed)
-            self._collector = GradientCollector(model, projector, freeze=False, trainable_only=self.trainable_only)
-            self._collector.__enter__()
-
-    def _install_pre_hook(self, model: torch.nn.Module) -> None:
-        if self._pre_hook is not None and self._hooked_model is model:
-            return
-        if self._pre_hook is not None:
-            self._pre_hook.remove()
-        self._pre_hook = model.register_forward_pre_hook(self._pre_forward, with_kwargs=True)
-        self._hooked_model = model
-
-    def _release(self) -> None:
-        """Stop measuring: remove the gradient hooks (and the pre-hook when no batch carries extra fields)."""
-        self._active = False
-        if self._collector is not None:
-            self._collector.close()
-            self._collector = None
-        self._open_stages = None
-        if self._pre_hook is not None and not self._row_fields():
-            self._pre_hook.remove()
-            self._pre_hook = self._hooked_model = None
 
     def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
         candidates = [args.resume_from_checkpoint, os.path.join(args.output_dir, f"checkpoint-{state.global_step}")]
@@ -422,59 +351,9 @@ class GVendiCallback(TrainerCallback):
             "elsewhere).", state.global_step, STATE_FILE, candidates[-1],
         )
 
-    # capture ---------------------------------------------------------------------------------------------------
-    def _pre_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple | None:
-        fields = kwargs.pop(ROWS_KEY, None)
-        changed = None if fields is None else (args, kwargs)
-        if not self._active or self._busy or not self._sampling or not module.training or not torch.is_grad_enabled():
-            return changed  # evaluation, generation, or the proxy's own passes
-        self._close_batch()
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        ids = kwargs.get("inputs_embeds") if ids is None else ids
-        if not isinstance(ids, torch.Tensor) or ids.ndim < 2:
-            self._warn_once("noids", "GVendiCallback: a training forward without input_ids/inputs_embeds was skipped.")
-            return changed
-        n = ids.shape[0]
-        rows = fields.rows if fields is not None and len(fields.rows) == n else [None] * n
-        stages = [self._stage_of(row) for row in rows]
-        if self.source == "model":
-            mask = kwargs.get("attention_mask")
-            if not (isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[0] == n):
-                mask = None
-            self._collector.begin_batch(n, mask)
-            self._open_stages = stages
-            return changed
-        text = [name for name in self._row_fields() if name != self.stage_column]
-        for stage, row in zip(stages, rows):
-            if row is None or any(name not in row for name in text):
-                self.accumulators.skipped += 1
-                self._warn_once("notext", "GVendiCallback(source='proxy'): examples without text columns were skipped.")
-            else:
-                self._pending_records.append((stage, {name: row[name] for name in text}))
-        return changed
-
-    def _stage_of(self, row: dict[str, Any] | None) -> str:
-        if self.stage_column and row is not None and row.get(self.stage_column) is not None:
-            return str(row[self.stage_column])
-        return self._current_stage if self._current_stage is not None else NO_STAGE
-
-    def _close_batch(self) -> None:
-        """Collect the open micro-batch (its backward has run) into this rank's pending rows."""
-        if self._open_stages is None or self._collector is None:
-            return
-        stages, self._open_stages = self._open_stages, None
-        self.accumulators.add(self._collector.end_batch(), stages)
-
     def _sync(self) -> None:
         """Featurize waiting texts (``source="proxy"``), then sum every rank's rows into the accumulators."""
-        if self._pending_records:
-            records, self._pending_records = self._pending_records, []
-            self._busy = True
-            try:
-                features = self._featurizer.featurize([record for _, record in records])
-            finally:
-                self._busy = False
-            self.accumulators.add(torch.from_numpy(features), [stage for stage, _ in records])
+        self._capture.flush()
         self.accumulators.sync()
 
     # logging ---------------------------------------------------------------------------------------------------
@@ -486,25 +365,13 @@ class GVendiCallback(TrainerCallback):
         finally:
             control.should_log = self._trainer.control.should_log = should_log
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning(message)
-
     def _config(self) -> dict[str, Any]:
-        config = {
-            "source": self.source,
-            "dim": self.dim,
-            "projection": self.projection if isinstance(self.projection, str) else self.projection.config(),
-            "seed": self.seed,
-            "q": self.q,
-            "stage_column": self.stage_column,
-            "trainable_only": self.trainable_only,
-            "every_n_steps": self.every_n_steps,
-            "gvendi_version": __version__,
-        }
+        projection = self.projection if isinstance(self.projection, str) else self.projection.config()
+        config = {"source": self.source, "dim": self.dim, "projection": projection, "seed": self.seed, "q": self.q,
+                  "stage_column": self.stage_column, "trainable_only": self.trainable_only,
+                  "every_n_steps": self.every_n_steps, "gvendi_version": __version__}
         if self.ci is not None:
             config.update(ci=self.ci, n_boot=self.n_boot)
-        if self.source == "proxy" and self._featurizer is not None:
-            config["proxy"] = self._featurizer.provenance
+        if self.source == "proxy" and self._capture.featurizer is not None:
+            config["proxy"] = self._capture.featurizer.provenance
         return config

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .measures import distinct_n
+
 __all__ = ["DiversityReport", "build_report", "embedding_features", "text_diversity", "write_report"]
 
 
@@ -49,11 +51,7 @@ class DiversityReport:
 def text_diversity(texts: Sequence[str], *, orders: Sequence[int] = (1, 2, 3)) -> dict[str, float]:
     """``distinct-n`` for each order (unique / total lower-cased word n-grams over all texts) and the gzip
     ``compression_ratio`` of the texts joined by newlines (≥ 1; higher means more repetition)."""
-    out: dict[str, float] = {}
-    tokens = [str(t).lower().split() for t in texts]
-    for n in orders:
-        grams = [tuple(words[i : i + n]) for words in tokens for i in range(len(words) - n + 1)]
-        out[f"distinct_{n}"] = len(set(grams)) / len(grams) if grams else 0.0
+    out: dict[str, float] = {f"distinct_{n}": distinct_n(texts, n) for n in orders}
     raw = "\n".join(str(t) for t in texts).encode()
     out["compression_ratio"] = len(raw) / max(1, len(gzip.compress(raw, compresslevel=9)))
     return out
