@@ -277,6 +277,41 @@ def test_interval_is_scores_interval_and_survives_a_resume(tmp_path, tok):
     assert again["final"]["cumulative_ci"] == pytest.approx(final["cumulative_ci"], rel=1e-5)
 
 
+def test_a_format_1_checkpoint_still_restores(tmp_path):
+    """The state file of the callback before the accumulator set moved to the core (accumulators at the top level)."""
+    import numpy as np
+    import torch
+
+    from gvendi import VendiAccumulator
+
+    rows = np.random.default_rng(0).normal(size=(10, DIM))
+    stage = VendiAccumulator(DIM).update(rows[:4])
+    whole = VendiAccumulator(DIM).update(rows)
+    old = {
+        "format": 1,
+        "config": {"source": "model", "dim": DIM, "projection": "factored", "seed": 0},
+        "window": VendiAccumulator(DIM).state_dict(),
+        "window_stages": [],
+        "cumulative": whole.state_dict(),
+        "epoch": whole.state_dict(),
+        "stages": {"a": stage.state_dict()},
+        "curve": [{"step": 2, "examples": 10}],
+        "epochs": [],
+        "skipped": 1,
+        "current_stage": "a",
+    }
+    (tmp_path / "checkpoint-2").mkdir()
+    torch.save(old, tmp_path / "checkpoint-2" / callbacks.gvendi_callback.STATE_FILE)
+    callback = GVendiCallback(dim=DIM)
+    callback.restore(str(tmp_path / "checkpoint-2"))
+    final = callback.summary()["final"]
+    assert final["cumulative"] == pytest.approx(whole.score().value, rel=1e-12) and final["examples"] == 10
+    assert final["stages"]["a"]["examples"] == 4 and final["skipped_examples"] == 1
+    assert callback.curve == old["curve"] and callback._current_stage == "a"
+    with pytest.raises(ValueError, match="seed=0"):
+        GVendiCallback(dim=DIM, seed=1).restore(str(tmp_path / "checkpoint-2"))
+
+
 def test_a_callback_without_its_trainer_says_how_to_attach(tmp_path, tok):
     callback = GVendiCallback(dim=DIM)
     trainer = Trainer(
