@@ -13,6 +13,10 @@ Each round, from the pool D:
 7. featurize the survivors, assign each to its nearest centroid (frozen for the round) and keep it only when that
    cluster is sparse; add the kept ones to D.
 
+Each of steps 3–7 is a :class:`gvendi.synthesis.steps.RoundStep` with one counters contract; this module only
+sequences them, writes each round's markers and the report. ``strategy="vanilla"`` (plain few-shot generation, for
+comparison) draws shots uniformly and replaces step 7's sparse filter by keeping every survivor.
+
 Every random choice derives from ``(seed, round, …)`` and every request's answer is read back from
 ``requests.jsonl`` when the run is resumed, so a resumed run accepts exactly what an uninterrupted one would.
 """
@@ -37,8 +41,8 @@ from .config import EndpointConfig, SynthesisConfig, config_differences
 from .filters import build_ngram_index, load_benchmark_texts
 from .report import STAGES, build_report, render_markdown, write_plots
 from .steps import (
-    ROUND_STEPS,
     SEED_MASK,
+    STRATEGY_STEPS,
     Counters,
     EmptyRoundError,
     Round,
@@ -112,17 +116,10 @@ class FeatureCache:
         if self._featurizer is None:
             from gvendi.featurizer import GradientFeaturizer
 
-            proxy = self.config.proxy
-            self._featurizer = GradientFeaturizer(
-                proxy.name,
-                revision=proxy.revision,
-                dim=proxy.dim,
-                projection=proxy.projection,
-                seed=proxy.seed,
-                batch_size=self.config.featurize_batch_size,
-                device=self.config.device,
-                show_progress=self.config.show_progress,
+            settings = self.config.proxy.gvendi_config(
+                batch_size=self.config.featurize_batch_size, device=self.config.device
             )
+            self._featurizer = GradientFeaturizer(config=settings, show_progress=self.config.show_progress)
         return self._featurizer
 
     @property
@@ -187,7 +184,9 @@ class Requests:
     def __init__(self, config: SynthesisConfig, store: RunStore):
         self.config, self.store = config, store
 
-    def spec(self, round_index: int, stage: str, role: str, prompt: Any, endpoint: EndpointConfig, *parts: Any) -> _Spec:
+    def spec(
+        self, round_index: int, stage: str, role: str, prompt: Any, endpoint: EndpointConfig, *parts: Any
+    ) -> _Spec:
         params = GenerationParams(
             max_new_tokens=endpoint.max_new_tokens,
             temperature=endpoint.temperature,
@@ -291,12 +290,14 @@ class _Runner:
 
     def __init__(self, context: StepContext, store: RunStore):
         self.context, self.config, self.store = context, context.config, store
-        self.steps = [step(context) for step in ROUND_STEPS]
+        self.steps = [step(context) for step in STRATEGY_STEPS[context.config.strategy]]
 
     async def run_round(self, r: int, pool: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One round (SPEC §2): cluster the pool, then every step in turn on the surviving candidates."""
         pool_feats = self.context.features(pool)[0]
-        round = Round(r, pool, cluster_pool(self.config, pool_feats, r, "kmeans", show_progress=self.config.show_progress))
+        round = Round(
+            r, pool, cluster_pool(self.config, pool_feats, r, "kmeans", show_progress=self.config.show_progress)
+        )
         rows: list[dict[str, Any]] = []
         counters = []
         for step in self.steps:

@@ -51,7 +51,8 @@ def render_markdown(report: dict[str, Any], config: dict[str, Any]) -> str:
         "",
         f"Status: {status}. Generator: `{config['generator'].get('backend')}` {config['generator'].get('url') or ''}"
         f" ({config['generator'].get('model') or 'default model'}); "
-        f"vote N={config['vote']['n']}, τ={config['vote']['tau']}; seed {config['seed']}.",
+        f"strategy {config.get('strategy', 'prismatic')}; vote N={config['vote']['n']}, τ={config['vote']['tau']}; "
+        f"seed {config['seed']}.",
         "",
         f"Pool G-Vendi: seeds {_fmt(report['gvendi']['seed_pool'])} → now {_fmt(report['gvendi']['final'])}.",
         "",

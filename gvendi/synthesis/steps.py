@@ -1,10 +1,11 @@
 """The steps of a synthesis round, and the one counters contract they share.
 
-A round is a sequence of steps (:data:`ROUND_STEPS`): **generate → solve/vote → decontaminate → deduplicate →
-keep-sparse**. Every step is called the same way, ``kept, counters = await step(round, rows)``: it takes the round's
-candidates (the generate step takes none and makes them) and returns those it keeps and a :class:`Counters` (rows
-seen, kept, dropped per reason, the request records it used). The driver (:mod:`gvendi.synthesis.loop`) only
-sequences the steps and writes the round's markers; the report reads the counters.
+A round is a sequence of steps (:data:`STRATEGY_STEPS`): **generate → solve/vote → decontaminate → deduplicate →
+keep-sparse** (``prismatic``), or **… → keep-all** (``vanilla``). Every step is called the same way,
+``kept, counters = await step(round, rows)``: it takes the round's candidates (the generate step takes none and
+makes them) and returns those it keeps and a :class:`Counters` (rows seen, kept, dropped per reason, the request
+records it used). The driver (:mod:`gvendi.synthesis.loop`) only sequences the steps and writes the round's
+markers; the report reads the counters.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from .filters import ExactDedupFilter, FilterStep, NearDedupFilter, NGramDeconta
 from .store import content_hash
 from .tasks import Task
 
+if TYPE_CHECKING:
+    from .loop import FeatureCache, Requests
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -35,9 +38,11 @@ __all__ = [
     "Deduplicate",
     "EmptyRoundError",
     "Generate",
+    "KeepAll",
     "KeepSparse",
     "Round",
     "RoundStep",
+    "STRATEGY_STEPS",
     "SolveAndVote",
     "cluster_count",
     "cluster_pool",
@@ -82,7 +87,7 @@ class Clustering:
 
 
 def cluster_pool(config: SynthesisConfig, features: np.ndarray, *seed_parts: Any, show_progress: bool) -> Clustering:
-    """Spherical k-means of ``features`` with K from :func:`cluster_count`, seeded by ``(config.seed, *seed_parts)``."""
+    """Spherical k-means of ``features``, K from :func:`cluster_count`, seeded by ``(config.seed, *seed_parts)``."""
     kmeans = spherical_kmeans(
         features,
         cluster_count(config, len(features)),
@@ -141,8 +146,8 @@ class StepContext:
 
     config: SynthesisConfig
     task: Task
-    requests: Any  # loop.Requests: spec(...) and await run(specs, backend, desc)
-    features: Callable[..., tuple[np.ndarray, np.ndarray]]  # loop.FeatureCache
+    requests: Requests
+    features: FeatureCache
     generator: Backend
     solver: Backend
     benchmark_texts: list[str]
@@ -375,6 +380,7 @@ class KeepSparse(RoundStep):
 
     name = "keep_sparse"
     count = "accepted"
+    sparse_only = True
 
     async def run(self, round: Round, rows: list[dict[str, Any]], counters: Counters) -> list[dict[str, Any]]:
         if not rows:
@@ -388,7 +394,7 @@ class KeepSparse(RoundStep):
         sparse = set(round.clustering.sparse.tolist())
         accepted = []
         for index, cluster in zip(kept.tolist(), nearest.tolist()):
-            if cluster in sparse:
+            if cluster in sparse or not self.sparse_only:
                 accepted.append(self._output_row(rows[index], round.index, int(cluster)))
             else:
                 counters.drop("dense_cluster")
@@ -409,5 +415,16 @@ class KeepSparse(RoundStep):
         return {key: out.get(key) for key in task.output_fields}
 
 
-ROUND_STEPS: tuple[type[RoundStep], ...] = (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepSparse)
-"""The steps of a round, in order."""
+class KeepAll(KeepSparse):
+    """The ``vanilla`` strategy's last step: featurize the survivors (``featurize_failed`` when one cannot be) and
+    keep every one, whatever its cluster (``cluster`` = its nearest centroid, for the dataset column)."""
+
+    name = "keep_all"
+    sparse_only = False
+
+
+STRATEGY_STEPS: dict[str, tuple[type[RoundStep], ...]] = {
+    "prismatic": (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepSparse),
+    "vanilla": (Generate, SolveAndVote, Decontaminate, Deduplicate, KeepAll),
+}
+"""The steps of a round of each ``strategy``, in order: they differ only in the last one."""

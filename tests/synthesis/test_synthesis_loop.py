@@ -233,3 +233,73 @@ def test_a_finished_run_can_be_extended_with_more_rounds(online_hub, loopback_se
     assert one.report["complete"] and len(one.report["rounds"]) == 1
     grown = resume(one.run_dir, rounds=2, featurizer=HashingFeaturizer())
     assert grown.rows == two.rows and grown.report["rounds"] == two.report["rounds"]
+
+
+def test_vanilla_strategy_uniform_shots_and_no_sparse_filter(online_hub, loopback_server, tmp_path):
+    """vanilla: each prompt's shots are the uniform draw of its seeded generator, and every candidate that survives
+    the vote, decontamination and deduplication is kept, dense clusters included; prismatic on the same seeds keeps
+    only sparse-cluster candidates, so the two runs differ."""
+    import re
+
+    import numpy as np
+
+    from gvendi.utils import stable_seed
+
+    server = loopback_server(mode="scripted")
+    vanilla = _config(tmp_path, server, rounds=2, strategy="vanilla", k_ratio=0.15, out=str(tmp_path / "vanilla"))
+    result = synthesize(vanilla, featurizer=HashingFeaturizer())
+    assert json.loads((result.run_dir / "config.json").read_text())["strategy"] == "vanilla"
+    pools = {
+        r: [json.loads(line) for line in open(result.run_dir / "rounds" / f"round_{r - 1:03d}" / "pool.jsonl")]
+        for r in (1, 2)
+    }
+    prompts = [rec for rec in _records(result.run_dir) if rec["stage"] == "generate"]
+    assert len(prompts) == 16
+    for rec in prompts:
+        pool = pools[rec["round"]]
+        shots = re.findall(r"Example \d+:\n(.*?)\n\n", rec["prompt"][0]["content"], re.DOTALL)
+        draws = []
+        for i in range(8):
+            rng = np.random.default_rng(stable_seed(vanilla.seed, rec["round"], "shots", i))
+            chosen = rng.permutation(rng.choice(len(pool), 5, replace=False))
+            draws.append([pool[j]["problem"].strip() for j in chosen])
+        assert [s.strip() for s in shots] in draws  # the uniform draw without replacement, shuffled
+    for stats in result.report["rounds"]:
+        assert "dense_cluster" not in stats["drop_reasons"]
+        assert stats["accepted"] == stats["deduplicated"] - stats["drop_reasons"].get("featurize_failed", 0)
+    # the round's pool file keeps each accepted row's nearest round-1 centroid: vanilla kept dense ones too
+    assert any(c not in result.report["rounds"][0]["sparse_clusters"] for c in _round_clusters(result.run_dir, 1))
+
+    prismatic = _config(tmp_path, server, rounds=2, k_ratio=0.15, out=str(tmp_path / "prismatic"))
+    other = synthesize(prismatic, featurizer=HashingFeaturizer())
+    assert json.loads((other.run_dir / "config.json").read_text())["strategy"] == "prismatic"
+    assert sum(s["drop_reasons"].get("dense_cluster", 0) for s in other.report["rounds"]) > 0
+    for r in (1, 2):
+        assert set(_round_clusters(other.run_dir, r)) <= set(other.report["rounds"][r - 1]["sparse_clusters"])
+    assert other.report["rounds"][0]["accepted"] < result.report["rounds"][0]["accepted"]
+    assert {row["problem"] for row in other.accepted} != {row["problem"] for row in result.accepted}
+
+
+def _round_clusters(run_dir, r: int) -> list[int]:
+    """The clusters (of round ``r``'s k-means) that round ``r``'s accepted rows were assigned to."""
+    rows = [json.loads(line) for line in open(run_dir / "rounds" / f"round_{r:03d}" / "pool.jsonl")]
+    return [row["cluster"] for row in rows if row["source"] == "generated" and row["round"] == r]
+
+
+def test_strategy_option_is_checked_and_recorded(tmp_path):
+    from gvendi.synthesis.config import config_differences
+
+    with pytest.raises(ValueError, match=r"strategy 'vanilla' draws shots uniformly, but shot_policy is 'sparse"):
+        SynthesisConfig(strategy="vanilla", shot_policy="sparse-cluster")
+    with pytest.raises(ValueError, match=r"strategy must be one of \('prismatic', 'vanilla'\); got 'greedy'"):
+        SynthesisConfig(strategy="greedy")
+    assert SynthesisConfig().strategy == "prismatic" and SynthesisConfig().to_dict()["strategy"] == "prismatic"
+    old = {k: v for k, v in SynthesisConfig().to_dict().items() if k != "strategy"}  # a folder from before the option
+    assert config_differences(old, SynthesisConfig().to_dict()) == []
+    assert config_differences(old, SynthesisConfig(strategy="vanilla").to_dict()) == [
+        "strategy: run folder has 'prismatic', new config has 'vanilla'"
+    ]
+    seeds = write_seed_subset("math", tmp_path / "seeds.jsonl", 4)
+    code = cli_main(["synthesize", "--strategy", "vanilla", "--shot-policy", "sparse-cluster", "--seeds", str(seeds),
+                     "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 2
