@@ -704,8 +704,9 @@ class DenseProjector(Projector):
             self._apply(out, grads, self._rows(param_name, index))
 
 
-def make_projector(projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
-                   ) -> Projector:
+def make_projector(
+    projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
+) -> Projector:
     """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through.
 
     Args:
