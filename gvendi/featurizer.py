@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -35,8 +36,9 @@ logger = logging.getLogger(__name__)
 
 
 # Live featurizers by fingerprint, so a pickled featurizer (Dataset.map workers, fingerprint hashing) stays small
-# and a forked worker reuses the parent's model instead of reloading it.
-_LIVE: dict[str, GradientFeaturizer] = {}
+# and a forked worker (or an unpickle in the same process) reuses the model of a featurizer still in use instead of
+# reloading it. Weak references: the registry never keeps a featurizer, or its model, alive.
+_LIVE: weakref.WeakValueDictionary[str, GradientFeaturizer] = weakref.WeakValueDictionary()
 
 
 def _rebuild(config: dict[str, Any], proxy_object: bool, fingerprint: str) -> GradientFeaturizer:
@@ -204,6 +206,7 @@ class GradientFeaturizer:
         self._resolved_revision = resolved_revision
         self._instance = instance is not None
         self._rank_device: torch.device | None = None
+        self._collector: GradientCollector | None = None  # built on the first batch, its hooks entered per batch
         self.fingerprint = features_fingerprint(
             config,
             proxy=self._proxy_name,
@@ -429,7 +432,9 @@ class GradientFeaturizer:
             labels[i, :n] = torch.tensor(example.labels)
             mask[i, :n] = 1
         ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-        with GradientCollector(self.model, self.projector, freeze=True) as collector, torch.enable_grad():
+        if self._collector is None or self._collector.model is not self.model:
+            self._collector = GradientCollector(self.model, self.projector, freeze=True)  # targets found once
+        with self._collector as collector, torch.enable_grad():
             collector.begin_batch(len(examples), mask)
             logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             per_example_loss(logits, labels).sum().backward()

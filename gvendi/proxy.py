@@ -32,6 +32,7 @@ __all__ = [
     "load_tokenizer",
     "proxy_identity",
     "random_proxy_like_default",
+    "resolve_proxy_path",
 ]
 
 DEFAULT_PROXY = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -91,7 +92,9 @@ def _digest_model(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _resolve_name(proxy: str) -> str:
+def resolve_proxy_path(proxy: str) -> str:
+    """Where a proxy named by a string loads from: ``"tiny"`` is the bundled demo proxy's folder; anything else (a Hub
+    id, a folder) as given."""
     if proxy == "tiny":
         from .data import TINY_PROXY_PATH
 
@@ -168,7 +171,7 @@ class _ProxySource:
             raise TypeError(
                 f"proxy must be a Hub id, a local path, 'tiny' or a model object; got {type(proxy).__name__}."
             )
-        name = _resolve_name(str(proxy))
+        name = resolve_proxy_path(str(proxy))
         local = Path(name).expanduser().is_dir()
         if not local and _looks_like_path(name):
             raise ValueError(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "disable_progress_bars",
+    "fast_bf16",
     "enable_progress_bars",
     "progress_bar",
     "progress_bars_disabled",
@@ -188,3 +189,19 @@ def stable_seed(*parts: object) -> int:
 
     digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def fast_bf16(device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CUDA with bf16, a CPU with AVX512-BF16/AMX through
+    oneDNN), so that a bf16 GEMM is faster than a float32 one."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
