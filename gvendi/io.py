@@ -49,9 +49,7 @@ def _read_error(path: Path, err: Exception) -> str:
     return _first_line(err)
 
 
-def load_table(
-    source: str, *, split: str | None = None, config: str | None = None, limit: int | None = None
-) -> Any:
+def load_table(source: str, *, split: str | None = None, config: str | None = None, limit: int | None = None) -> Any:
     """Load ``source`` as a `datasets.Dataset`.
 
     Args:
@@ -110,7 +108,8 @@ def load_table(
         table = loaded
     elif path.suffix:
         raise ValueError(
-            f"unsupported data file {source!r}: use .jsonl, .json, .parquet or .csv, a saved dataset folder, or a Hub id."
+            f"unsupported data file {source!r}: use .jsonl, .json, .parquet or .csv, a saved dataset folder, or a Hub "
+            "id."
         )
     elif source.count("/") == 1 and not path.exists():
         split = "train" if split is None else split

@@ -35,7 +35,7 @@ import torch
 
 from . import __version__
 from .errors import ConfigFieldError
-from .utils import progress_bar
+from .utils import atomic_write, progress_bar
 from .vendi import VendiAccumulator
 
 __all__ = ["ShardPlan", "featurize_shards", "merge_shards", "resolve_rank"]
@@ -114,24 +114,16 @@ def _tmp_name(path: Path) -> Path:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` under a temporary name, then rename it into place (atomic)."""
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(tmp, path)
+    """Write ``array`` to ``path`` atomically (a reader never sees half a file)."""
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def _save_npz(path: Path, **arrays: Any) -> None:
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def _save_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = _tmp_name(path)
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def _shard_paths(out_dir: Path, shard: int) -> tuple[Path, Path, Path]:

@@ -168,6 +168,11 @@ def _check_score_args(args: argparse.Namespace) -> None:
 
 # demo ----------------------------------------------------------------------------------------------------------
 def _run_demo(args: argparse.Namespace) -> int:
+    if args.evidence:
+        from ..evidence import evidence_table, load_evidence
+
+        print(json.dumps(load_evidence()) if args.json else evidence_table())
+        return 0
     import random
 
     from ..data import load_math_sample
@@ -204,6 +209,12 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the template order, subsets and projection.")
     parser.add_argument(
         "--json", action="store_true", help="print the results as one JSON list on stdout (the table goes to stderr)."
+    )
+    parser.add_argument(
+        "--evidence",
+        action="store_true",
+        help="show instead the bundled result of benchmarks/bench_correlation.py: how well G-Vendi and the baselines "
+        "rank fine-tuning sets by out-of-distribution loss (Spearman ρ with intervals); no model runs.",
     )
     parser.set_defaults(handler=_run_demo, check=_check_demo_args)
 

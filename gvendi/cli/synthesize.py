@@ -111,6 +111,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--shots", type=int, default=S, help="few-shot examples per prompt (default: 5)")
     loop.add_argument("--new-per-prompt", type=int, default=S, help="new examples per prompt (default: 2)")
     loop.add_argument(
+        "--strategy",
+        choices=["prismatic", "vanilla"],
+        default=S,
+        help="prismatic (default: keep only candidates in sparse clusters) or vanilla (uniform shots, no filter)",
+    )
+    loop.add_argument(
         "--shot-policy", choices=["uniform", "sparse-cluster"], default=S, help="where few-shot examples come from"
     )
     loop.add_argument("--vote-n", type=int, default=S, help="solver/judge samples N (math 3, nli 2)")
@@ -149,6 +155,7 @@ def _overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
         "seed": "seed",
         "shots": "shots",
         "new_per_prompt": "new_per_prompt",
+        "strategy": "strategy",
         "shot_policy": "shot_policy",
         "k_ratio": "k_ratio",
         "min_clusters": "min_clusters",
