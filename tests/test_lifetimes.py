@@ -1,6 +1,6 @@
-"""Issue 17: lifetimes. No registry keeps a featurizer (or its model) alive, the measurement keeps at most two and never
-changes a shared featurizer's settings, one gradient collector serves every batch of a featurizer, and the evaluate
-hook acts only on the evaluate releases it is tested with (the public local-path route works with any)."""
+"""Issue 17: lifetimes. No registry keeps a featurizer (or its model) alive, the measurement keeps at most two and
+never changes a shared featurizer's settings, one gradient collector serves every batch of a featurizer, and the
+evaluate hook acts only on the evaluate releases it is tested with (the public local-path route works with any)."""
 
 from __future__ import annotations
 
@@ -78,8 +78,16 @@ def test_the_measurement_keeps_two_featurizers_and_leaves_their_batch_size(monke
 
 @pytest.mark.parametrize(
     ("version", "expected"),
-    [("0.4.3", True), ("0.4.6", True), ("0.4.10.dev0", True), ("0.4.2", False), ("0.5.0", False), ("1.0", False),
-     ("", False), ("main", False)],
+    [
+        ("0.4.3", True),
+        ("0.4.6", True),
+        ("0.4.10.dev0", True),
+        ("0.4.2", False),
+        ("0.5.0", False),
+        ("1.0", False),
+        ("", False),
+        ("main", False),
+    ],
 )
 def test_the_hook_knows_which_evaluate_it_is_tested_with(version, expected):
     from gvendi import _evaluate_hook
