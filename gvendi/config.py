@@ -44,20 +44,19 @@ def _option(
     *,
     help: str,
     flag: str | None = None,
+    default_help: str = "",
     deprecated: tuple[str, ...] = (),
-    cli: bool = True,
     choices: tuple[str, ...] | None = None,
-    metavar: str | None = None,
     identity: bool = True,
 ) -> Any:
-    """A dataclass field with its help text (written once, here) and how the command line shows it."""
+    """A dataclass field with its help text (written once, here: what it is, then ``default_help``, what its default
+    is) and how the command line shows it."""
     metadata = {
-        "help": help,
+        "help": f"{help} {default_help}".strip(),
+        "summary": help,
         "flag": flag,
         "deprecated": deprecated,
-        "cli": cli,
         "choices": choices,
-        "metavar": metavar,
         "identity": identity,
     }
     return field(default=default, metadata=metadata)
@@ -74,8 +73,9 @@ class GVendiConfig:
 
     proxy: str = _option(
         DEFAULT_PROXY,
-        help=f"Hub id, local folder, or 'tiny' (the bundled offline demo proxy). Default {DEFAULT_PROXY}, the paper's "
-        "proxy: it needs the network once (then it is cached; offline, `hf download` it first).",
+        help="Hub id, local folder, or 'tiny' (the bundled offline demo proxy).",
+        default_help=f"Default {DEFAULT_PROXY}, the paper's proxy: it needs the network once (then it is cached; "
+        "offline, `hf download` it first).",
     )
     revision: str | None = _option(
         None, help="Hub revision (branch, tag or commit) of the proxy.", deprecated=("--proxy-revision",)
@@ -111,9 +111,9 @@ class GVendiConfig:
         help="column of completions (assistant turns, whose loss gradient is measured); default 'completion'.",
     )
     messages_column: str | None = _option(None, help="a column of chat conversations instead of text pairs.")
-    output_column: str = _option("gvendi_grad", cli=False, help="the column Dataset.map(featurizer) adds.")
+    output_column: str = _option("gvendi_grad", help="the column Dataset.map(featurizer) adds.")
     use_chat_template: bool | None = _option(
-        None, cli=False, help="format pairs with the tokenizer's chat template (default: when it has one)."
+        None, help="format pairs with the tokenizer's chat template (default: when it has one)."
     )
     dtype: str | None = _option(
         None, identity=False, help="proxy precision: float32, bfloat16 … (default: bf16 on GPU, fp32 on CPU)."

@@ -92,13 +92,15 @@ def add_config_arguments(
     dest_prefix: str = "",
     suppress_defaults: bool = False,
     old_spellings: Iterable[str] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> None:
     """Add a flag for every :class:`GVendiConfig` field (or those in ``fields``), with the field's help and default.
 
+    ``defaults`` are this command's own defaults where they differ from the field's (shown in the help).
     ``old_spellings`` the command used before (``--seed`` for ``--projection-seed``) keep working with a deprecation
     note. ``dest_prefix`` namespaces the destinations; ``suppress_defaults`` leaves unset flags out of the namespace.
     """
-    old_spellings = set(old_spellings)
+    old_spellings, own = set(old_spellings), dict(defaults or {})
     group = parser.add_argument_group(title)
     chosen = set(fields) if fields is not None else None
     for field in dataclasses.fields(GVendiConfig):
@@ -110,8 +112,8 @@ def add_config_arguments(
         options: dict[str, Any] = {
             "dest": dest_prefix + field.name,
             "type": kind,
-            "default": argparse.SUPPRESS if suppress_defaults else field.default,
-            "help": meta["help"],
+            "default": argparse.SUPPRESS if suppress_defaults else own.get(field.name, field.default),
+            "help": meta["help"] if field.name not in own else f"{meta['summary']} Default here: {own[field.name]!r}.",
             "metavar": field.name.upper(),
         }
         if meta["choices"]:
@@ -131,6 +133,7 @@ def add_config_arguments(
                     type=kind,
                     default=argparse.SUPPRESS,
                     help=f"deprecated spelling of {flag}.",
+                    metavar=options["metavar"],
                 )
 
 

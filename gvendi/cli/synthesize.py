@@ -18,6 +18,7 @@ import logging
 import os
 from typing import Any
 
+from ..synthesis.config import ProxyConfig
 from .options import add_config_arguments
 
 __all__ = ["build_parser", "main", "register"]
@@ -141,11 +142,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_config_arguments(
         parser,
-        title="G-Vendi proxy (gvendi.config.GVendiConfig; a run defaults to --proxy tiny)",
+        title="G-Vendi proxy (gvendi.config.GVendiConfig)",
         fields=list(_PROXY_FIELDS),
         dest_prefix=_PREFIX,
         suppress_defaults=True,
         old_spellings=("--proxy-seed", "--proxy-revision"),
+        defaults={"proxy": ProxyConfig.name},  # a run's default (SynthesisConfig.proxy): the bundled proxy
     )
 
 
