@@ -5,9 +5,9 @@ through evaluate's documented local-path loading, with any evaluate release. Loa
 `evaluate` has no plugin registry. Offline (``HF_EVALUATE_OFFLINE=1``) it falls back to its module cache, looking for
 ``<HF_MODULES_CACHE>/evaluate_modules/metrics/evaluate-measurement--gvendi/<64-hex>/gvendi.py``. This hook writes a
 two-line shim there (``from gvendi.measurement import Gvendi``) the moment `evaluate` is imported, and at no other
-time, and routes ``evaluate.load("gvendi")`` straight to it, so no Hub request is tried and evaluate's "Using the latest
-cached version" warning never shows. Every install (wheel or ``pip install -e``) runs it at interpreter start through
-``gvendi-evaluate.pth`` (a copy of this file named ``gvendi_evaluate_hook``, see setup.py), which costs one
+time, and routes ``evaluate.load("gvendi")`` straight to it, so no Hub request is tried and evaluate's "Using the
+latest cached version" warning never shows. Every install (wheel or ``pip install -e``) runs it at interpreter start
+through ``gvendi-evaluate.pth`` (a copy of this file named ``gvendi_evaluate_hook``, see setup.py), which costs one
 ``sys.meta_path`` entry and imports nothing; ``import gvendi`` installs it too. It must stay free of imports beyond
 the standard library.
 
@@ -53,9 +53,8 @@ def shim_path():
     import evaluate.config as config
 
     digest = hashlib.sha256(SHIM_SOURCE.encode()).hexdigest()
-    return os.path.join(
-        str(config.HF_MODULES_CACHE), config.MODULE_NAME_FOR_DYNAMIC_MODULES, "metrics", MODULE_DIR, digest, "gvendi.py"
-    )
+    root = os.path.join(str(config.HF_MODULES_CACHE), config.MODULE_NAME_FOR_DYNAMIC_MODULES)
+    return os.path.join(root, "metrics", MODULE_DIR, digest, "gvendi.py")
 
 
 def register():
