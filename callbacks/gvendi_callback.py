@@ -3,9 +3,10 @@
 Trainer wiring only. The measuring is the core's: a forward pre-hook on the model sees each training micro-batch and
 opens a batch on a :class:`gvendi.GradientCollector`, whose hooks read the activations and output-gradients of the
 Trainer's own backward (``source="model"``), or the batch's texts go to a :class:`gvendi.GradientFeaturizer`
-(``source="proxy"``). The rows go into a :class:`gvendi.accumulators.AccumulatorSet` (window, cumulative, epoch and
-stage accumulators, summed across ranks at every logging step, epoch end, checkpoint and train end). Columns the
-model does not take reach the pre-hook through :mod:`.row_fields`.
+(``source="proxy"``) (:mod:`.capture`). The rows go into a :class:`gvendi.accumulators.AccumulatorSet` (window,
+cumulative, epoch and stage accumulators, summed across ranks at every logging step, epoch end, checkpoint and train
+end). Columns the model does not take reach the pre-hook through :mod:`.row_fields`; the state travels in the
+Trainer's checkpoints through :mod:`.checkpoint`; the figure is :mod:`.plot`'s.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from typing import Any, Literal
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from gvendi import DEFAULT_PROXY, GradientCollector, __version__, make_projector
-from gvendi.accumulators import NO_STAGE, AccumulatorSet
-from gvendi.gradients import discover_targets
+from gvendi import DEFAULT_PROXY, __version__
+from gvendi.accumulators import AccumulatorSet
 from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
 
+from .capture import BatchCapture
+from .checkpoint import STATE_FILE, find_state, load_state, save_state
 from .plot import plot_curve
-from .row_fields import ROWS_KEY, collator_is_wrapped, dataset_columns, keep_columns, release_columns
+from .row_fields import check_columns, keep_columns, release_columns
 
 __all__ = ["CURVE_FILE", "PLOT_FILE", "STATE_FILE", "GVendiCallback"]
 
@@ -32,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 CURVE_FILE = "gvendi_curve.json"
 PLOT_FILE = "gvendi_curve.png"
-STATE_FILE = "gvendi_callback_state.pt"
-_STATE_FORMAT = 2
 
 
 class GVendiCallback(TrainerCallback):
@@ -66,15 +66,16 @@ class GVendiCallback(TrainerCallback):
             folder, ``"tiny"`` or a model object (pass its tokenizer in ``proxy_kwargs``).
         proxy_kwargs (`dict`, *optional*): more :class:`gvendi.GradientFeaturizer` arguments (``tokenizer``,
             ``revision``, ``max_length``, ``batch_size``, ``device``, ``dtype`` …).
-        prompt_column, completion_column (`str`, *optional*, default ``"prompt"``, ``"completion"``), messages_column
-            (`str`, *optional*): the text columns ``source="proxy"`` reads.
+        prompt_column (`str`, *optional*, defaults to ``"prompt"``): with ``source="proxy"``, the prompt column.
+        completion_column (`str`, *optional*, defaults to ``"completion"``): the completion column.
+        messages_column (`str`, *optional*): a chat-messages column instead of the two.
         trainable_only (`bool`, *optional*, defaults to `True`): with ``source="model"``, the gradient over the
             trainable parameters only (the adapters with LoRA).
         every_n_steps (`int`, *optional*, defaults to 1): featurize the examples of every n-th optimizer step only.
         save_plot (`bool`, *optional*, defaults to `True`): also write ``gvendi_curve.png`` (needs matplotlib).
         ci (`float`, *optional*): a confidence level (e.g. 0.95) for a bootstrap interval of the cumulative value,
             logged and in the summary; ``None`` (default) keeps no bootstrap state. Costs ``n_boot`` ``k×k``
-            eigensolves per logging step.
+            eigensolves per logging step (minutes at ``dim=1024`` on a CPU: raise ``logging_steps``).
         n_boot (`int`, *optional*, defaults to 200): bootstrap resamples per interval.
         trainer (`Trainer`, *optional*): the Trainer to attach to (see :meth:`attach`).
 
@@ -108,8 +109,6 @@ class GVendiCallback(TrainerCallback):
     ):
         if source not in ("model", "proxy"):
             raise ValueError(f"GVendiCallback: source must be 'model' or 'proxy' (got {source!r}).")
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"GVendiCallback: dim must be an integer ≥ 1 (got {dim!r}); the paper uses 1024.")
         projection = DEFAULT_PROJECTION if projection is None else projection
         if not isinstance(projection, Projector) and projection not in PROJECTIONS:
             raise ValueError(
@@ -119,30 +118,31 @@ class GVendiCallback(TrainerCallback):
         if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
             raise ValueError(f"GVendiCallback: every_n_steps must be an integer ≥ 1 (got {every_n_steps!r}).")
         if stage_column is not None and not isinstance(stage_column, str):
-            raise TypeError(f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}.")
-        try:
+            raise TypeError(
+                f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}."
+            )
+        try:  # checks dim, q, ci and n_boot
             self.accumulators = AccumulatorSet(dim, q=q, ci=ci, n_boot=n_boot, seed=int(seed))
         except ValueError as err:
             raise ValueError(f"GVendiCallback: {err}") from None
         self.source, self.dim, self.projection, self.seed, self.q = source, dim, projection, int(seed), float(q)
         self.ci, self.n_boot, self.stage_column = ci, n_boot, stage_column
         self.proxy, self.proxy_kwargs = proxy, dict(proxy_kwargs or {})
-        self.prompt_column, self.completion_column, self.messages_column = prompt_column, completion_column, messages_column
+        self.prompt_column, self.completion_column, self.messages_column = (
+            prompt_column,
+            completion_column,
+            messages_column,
+        )
         self.trainable_only, self.every_n_steps, self.save_plot = trainable_only, every_n_steps, save_plot
         # wiring, built in attach() / on_train_begin()
         self._trainer: Trainer | None = None
-        self._collector: GradientCollector | None = None
-        self._featurizer: Any = None
-        self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
-        self._hooked_model: torch.nn.Module | None = None
-        self._active = False  # between on_train_begin and on_train_end
         self._undo_columns: tuple[Any, list[str]] | None = None
-        self._open_stages: list[str] | None = None  # stages of the micro-batch whose backward is running
-        self._busy = False  # the proxy's own passes are running
-        self._sampling = True  # whether this optimizer step's examples are featurized (every_n_steps)
-        self._warned: set[str] = set()
         self._current_stage: str | None = None
         self._restored_step: int | None = None
+        text = [name for name in self._row_fields() if name != stage_column]
+        self._capture = BatchCapture(
+            self.accumulators, stage_column=stage_column, text_columns=text, default_stage=lambda: self._current_stage
+        )
         self.reset()
         if trainer is not None:
             self.attach(trainer)
@@ -152,7 +152,7 @@ class GVendiCallback(TrainerCallback):
         """Forget everything measured (otherwise the callback keeps accumulating across ``trainer.train()`` calls,
         so a curriculum trained as successive calls stays one curve)."""
         self.accumulators.clear()
-        self._pending_records: list[tuple[str, dict[str, Any]]] = []  # source="proxy": texts waiting to featurize
+        self._capture.clear()
         self.curve: list[dict[str, Any]] = []
         self.epochs: list[dict[str, Any]] = []
         self._runs = 0
@@ -174,45 +174,28 @@ class GVendiCallback(TrainerCallback):
             trainer.add_callback(self)
         if self._row_fields():
             self._undo_columns = keep_columns(trainer, self._row_fields())
-            self._install_pre_hook(trainer.model)  # from now on every batch may carry the fields: strip them
+            self._capture.hook(trainer.model)  # from now on every batch may carry the fields: strip them
         return self
 
     def restore(self, checkpoint: str) -> None:
         """Load the state saved in ``checkpoint`` (a ``checkpoint-<step>`` folder). Resuming restores it by itself
         from ``output_dir/checkpoint-<step>`` or ``args.resume_from_checkpoint``; call this for a checkpoint elsewhere,
         before ``trainer.train(resume_from_checkpoint=checkpoint)``."""
-        path = os.path.join(checkpoint, STATE_FILE)
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        accumulators = saved.get("accumulators", saved)  # format 1 kept them at the top level
-        if int(accumulators["cumulative"]["dim"]) != self.dim:
-            raise ValueError(
-                f"GVendiCallback: the checkpoint's G-Vendi state has dim {accumulators['cumulative']['dim']} but this "
-                f"callback has dim={self.dim}; resume with the same dim (and projection, seed) to continue the curve."
-            )
-        saved_config, config = saved.get("config") or {}, self._config()
-        for key in ("source", "projection", "seed"):
-            if key in saved_config and saved_config[key] != config[key]:
-                raise ValueError(
-                    f"GVendiCallback: the checkpoint's G-Vendi state was measured with {key}={saved_config[key]!r} but "
-                    f"this callback has {key}={config[key]!r}; features of the two do not mix. Resume with "
-                    f"GVendiCallback({key}={saved_config[key]!r}), or delete {path} to start a new curve."
-                )
-        self.accumulators.load_state_dict(accumulators)
+        saved = load_state(checkpoint, dim=self.dim, config=self._config())
+        self.accumulators.load_state_dict(saved["accumulators"])
         if self.ci is not None and self.accumulators.bootstrap is None:
-            self._warn_once("noci", f"GVendiCallback: {path} has no bootstrap state; no interval for this run.")
+            logger.warning("GVendiCallback: %s has no bootstrap state; no interval for this run.", checkpoint)
         self.curve, self.epochs = list(saved["curve"]), list(saved["epochs"])
         if saved.get("current_stage") is not None and self._current_stage is None:
             self._current_stage = saved["current_stage"]
-        self._pending_records = []
+        self._capture.clear()
         self._restored_step = saved.get("step")
 
     def close(self) -> None:
         """Remove every hook and give the Trainer back its own collator (safe to call twice; call it if training
         raised). At train end only the gradient hooks go; the collator wrapper stays for the next ``train()``."""
-        self._release()
-        if self._pre_hook is not None:
-            self._pre_hook.remove()
-            self._pre_hook = self._hooked_model = None
+        self._capture.stop()
+        self._capture.unhook()
         if self._trainer is not None and self._undo_columns is not None:
             release_columns(self._trainer, *self._undo_columns)
             self._undo_columns = None
@@ -224,12 +207,17 @@ class GVendiCallback(TrainerCallback):
         final = {
             "cumulative": accumulators.value("cumulative"),
             "examples": accumulators.cumulative.count,
-            "stages": {name: {"gvendi": accumulators.value(acc), "examples": acc.count}
-                       for name, acc in accumulators.stages.items()},
+            "stages": {
+                name: {"gvendi": accumulators.value(acc), "examples": acc.count}
+                for name, acc in accumulators.stages.items()
+            },
             "skipped_examples": accumulators.skipped,
         }
         if self.ci is not None:
-            final.update(cumulative_ci=accumulators.interval(), ci_level=self.ci, n_boot=self.n_boot)
+            interval = accumulators.interval()
+            final.update(
+                cumulative_ci=None if interval is None else list(interval), ci_level=self.ci, n_boot=self.n_boot
+            )
         return {"config": self._config(), "final": final, "points": self.curve, "epochs": self.epochs}
 
     # Trainer events --------------------------------------------------------------------------------------------
@@ -242,40 +230,64 @@ class GVendiCallback(TrainerCallback):
         model = kwargs.get("model")
         model = self._trainer.model if model is None else model
         try:
-            self._check_data(kwargs.get("train_dataloader"))
-            if self.source == "model":
-                self._setup_model_source(model)
-            elif self._featurizer is None:
+            if self._row_fields():
+                check_columns(
+                    self._trainer,
+                    self._row_fields(),
+                    kwargs.get("train_dataloader"),
+                    stage_column=self.stage_column,
+                    proxy=self.source == "proxy",
+                )
+            if self.source == "proxy" and self._capture.featurizer is None:
                 from gvendi import GradientFeaturizer
 
-                self._featurizer = GradientFeaturizer(
-                    self.proxy, dim=self.dim, projection=self.projection, seed=self.seed,
-                    prompt_column=self.prompt_column, completion_column=self.completion_column,
-                    messages_column=self.messages_column, show_progress=False, **self.proxy_kwargs,
+                self._capture.featurizer = GradientFeaturizer(
+                    self.proxy,
+                    dim=self.dim,
+                    projection=self.projection,
+                    seed=self.seed,
+                    prompt_column=self.prompt_column,
+                    completion_column=self.completion_column,
+                    messages_column=self.messages_column,
+                    show_progress=False,
+                    **self.proxy_kwargs,
                 )
-            self._install_pre_hook(model)
             if state.global_step > 0 and self._restored_step != state.global_step:
-                self._resume(args, state)
+                folder = find_state(args, state.global_step)
+                if folder is None:
+                    logger.warning(
+                        "GVendiCallback: training resumes at step %d but no %s was found; the cumulative G-Vendi "
+                        "restarts here (for a checkpoint outside output_dir call callback.restore(checkpoint) first).",
+                        state.global_step,
+                        STATE_FILE,
+                    )
+                else:
+                    self.restore(folder)
+            self._capture.start(
+                model, projection=self.projection, dim=self.dim, seed=self.seed, trainable_only=self.trainable_only
+            )
         except Exception:
             self.close()  # leave the Trainer as it was: no hooks, its own collator
             raise
         self._runs += 1
-        self._active = True
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._sampling = state.global_step % self.every_n_steps == 0
+        self._capture.sampling = state.global_step % self.every_n_steps == 0
 
     def on_substep_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
 
     @torch.no_grad()
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
         if not control.should_log:
             return control
         self._sync()
         accumulators, logs = self.accumulators, {}
-        for key, name, count_key in (("window", "window", "window_examples"), ("cumulative", "cumulative", "examples")):
+        for key, name, count_key in (
+            ("window", "window", "window_examples"),
+            ("cumulative", "cumulative", "examples"),
+        ):
             if accumulators[name].count:
                 logs[f"gvendi/{key}"], logs[f"gvendi/{count_key}"] = accumulators.value(name), accumulators[name].count
         interval = accumulators.interval() if accumulators.cumulative.count else None
@@ -287,13 +299,18 @@ class GVendiCallback(TrainerCallback):
         logs.update({f"gvendi/stage/{name}": value for name, value in stages.items()})
         if logs:
             point = {
-                "step": state.global_step, "epoch": state.epoch, "run": self._runs,
-                "window": logs.get("gvendi/window"), "window_examples": accumulators.window.count,
-                "cumulative": logs.get("gvendi/cumulative"), "examples": accumulators.cumulative.count,
-                "epoch_value": logs.get("gvendi/epoch"), "stages": stages,
+                "step": state.global_step,
+                "epoch": state.epoch,
+                "run": self._runs,
+                "window": logs.get("gvendi/window"),
+                "window_examples": accumulators.window.count,
+                "cumulative": logs.get("gvendi/cumulative"),
+                "examples": accumulators.cumulative.count,
+                "epoch_value": logs.get("gvendi/epoch"),
+                "stages": stages,
             }
             if self.ci is not None:
-                point["cumulative_ci"] = interval
+                point["cumulative_ci"] = None if interval is None else list(interval)
             self.curve.append(point)
             self._log(control, logs)
         accumulators.reset("window")
@@ -301,7 +318,7 @@ class GVendiCallback(TrainerCallback):
 
     @torch.no_grad()
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        self._close_batch()
+        self._capture.close_batch()
         self._sync()
         epoch_count = self.accumulators.epoch.count
         if epoch_count:
@@ -317,15 +334,20 @@ class GVendiCallback(TrainerCallback):
         self._sync()
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if state.is_world_process_zero and os.path.isdir(folder):
-            saved = {"format": _STATE_FORMAT, "step": state.global_step, "config": self._config(),
-                     "accumulators": self.accumulators.state_dict(), "curve": self.curve, "epochs": self.epochs,
-                     "current_stage": self._current_stage}
-            torch.save(saved, os.path.join(folder, STATE_FILE))
+            save_state(
+                folder,
+                step=state.global_step,
+                config=self._config(),
+                accumulators=self.accumulators.state_dict(),
+                curve=self.curve,
+                epochs=self.epochs,
+                current_stage=self._current_stage,
+            )
 
     @torch.no_grad()
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         try:
-            self._close_batch()
+            self._capture.close_batch()
             self._sync()
             if state.is_world_process_zero and args.output_dir:
                 os.makedirs(args.output_dir, exist_ok=True)
@@ -333,9 +355,9 @@ class GVendiCallback(TrainerCallback):
                 with open(os.path.join(args.output_dir, CURVE_FILE), "w") as handle:
                     json.dump(summary, handle, indent=2)
                 if self.save_plot and not plot_curve(summary, os.path.join(args.output_dir, PLOT_FILE)):
-                    self._warn_once("plot", "GVendiCallback: matplotlib is not installed (pip install matplotlib); no plot.")
+                    logger.warning("GVendiCallback: matplotlib is not installed (pip install matplotlib); no plot.")
         finally:
-            self._release()
+            self._capture.stop()
 
     # setup and checks ------------------------------------------------------------------------------------------
     def _row_fields(self) -> list[str]:
@@ -344,137 +366,9 @@ class GVendiCallback(TrainerCallback):
             fields += [self.messages_column] if self.messages_column else [self.prompt_column, self.completion_column]
         return fields
 
-    def _check_data(self, train_dataloader: Any) -> None:
-        fields = self._row_fields()
-        if not fields:
-            return
-        dataset = self._trainer.train_dataset
-        columns = dataset_columns(dataset) if dataset is not None else None
-        if columns is not None and self.stage_column and self.stage_column not in columns:
-            raise ValueError(
-                f"GVendiCallback: stage_column={self.stage_column!r} is not a column of the training data, which has "
-                f"{sorted(columns)}. Add the column, pass the right name, or use callback.set_stage(name) instead."
-            )
-        missing = [name for name in fields if name != self.stage_column and name not in (columns or fields)]
-        if self.source == "proxy" and missing:
-            raise ValueError(
-                f"GVendiCallback(source='proxy'): the training data has no text column(s) {missing} (it has "
-                f"{sorted(columns)}); the proxy featurizes texts, not the trained model's token ids. Keep the text "
-                "columns in train_dataset and name them with prompt_column=/completion_column= or messages_column=, "
-                "or use source='model'."
-            )
-        if train_dataloader is not None and not collator_is_wrapped(train_dataloader):
-            raise RuntimeError(
-                "GVendiCallback: the training dataloader was built before the callback was attached, so the "
-                f"column(s) {fields} cannot reach it. Call callback.attach(trainer) before trainer.train()."
-            )
-
-    def _setup_model_source(self, model: torch.nn.Module) -> None:
-        name = type(model).__name__
-        try:
-            targets = discover_targets(model, trainable_only=self.trainable_only)
-        except ValueError as err:
-            raise ValueError(f"GVendiCallback(source='model') cannot hook {name}: {err}") from None
-        if not any(target.kind in ("linear", "conv1d") for target in targets):
-            raise ValueError(
-                f"GVendiCallback(source='model'): {name} has no linear layers with trainable weights (nn.Linear or "
-                "Conv1D), so its gradient is not what G-Vendi measures. Train a model with linear layers, or measure "
-                "the data with a fixed proxy: GVendiCallback(source='proxy')."
-            )
-        checkpointing = getattr(type(model), "is_activation_checkpointing", None) is not None
-        if getattr(model, "is_activation_checkpointing" if checkpointing else "is_gradient_checkpointing", False):
-            raise ValueError(
-                "GVendiCallback(source='model') does not support gradient checkpointing (the recomputed forward would "
-                "be hooked twice); turn it off or use source='proxy'."
-            )
-        if self._collector is None:
-            projector = make_projector(self.projection, self.dim, self.seed)
-            self._collector = GradientCollector(model, projector, freeze=False, trainable_only=self.trainable_only)
-            self._collector.__enter__()
-
-    def _install_pre_hook(self, model: torch.nn.Module) -> None:
-        if self._pre_hook is not None and self._hooked_model is model:
-            return
-        if self._pre_hook is not None:
-            self._pre_hook.remove()
-        self._pre_hook = model.register_forward_pre_hook(self._pre_forward, with_kwargs=True)
-        self._hooked_model = model
-
-    def _release(self) -> None:
-        """Stop measuring: remove the gradient hooks (and the pre-hook when no batch carries extra fields)."""
-        self._active = False
-        if self._collector is not None:
-            self._collector.close()
-            self._collector = None
-        self._open_stages = None
-        if self._pre_hook is not None and not self._row_fields():
-            self._pre_hook.remove()
-            self._pre_hook = self._hooked_model = None
-
-    def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
-        candidates = [args.resume_from_checkpoint, os.path.join(args.output_dir, f"checkpoint-{state.global_step}")]
-        for folder in candidates:
-            if isinstance(folder, str) and os.path.isfile(os.path.join(folder, STATE_FILE)):
-                return self.restore(folder)
-        logger.warning(
-            "GVendiCallback: training resumes at step %d but no %s was found in %s; the cumulative G-Vendi restarts "
-            "from the resumed step (call callback.restore(checkpoint) before trainer.train() for a checkpoint "
-            "elsewhere).", state.global_step, STATE_FILE, candidates[-1],
-        )
-
-    # capture ---------------------------------------------------------------------------------------------------
-    def _pre_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple | None:
-        fields = kwargs.pop(ROWS_KEY, None)
-        changed = None if fields is None else (args, kwargs)
-        if not self._active or self._busy or not self._sampling or not module.training or not torch.is_grad_enabled():
-            return changed  # evaluation, generation, or the proxy's own passes
-        self._close_batch()
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        ids = kwargs.get("inputs_embeds") if ids is None else ids
-        if not isinstance(ids, torch.Tensor) or ids.ndim < 2:
-            self._warn_once("noids", "GVendiCallback: a training forward without input_ids/inputs_embeds was skipped.")
-            return changed
-        n = ids.shape[0]
-        rows = fields.rows if fields is not None and len(fields.rows) == n else [None] * n
-        stages = [self._stage_of(row) for row in rows]
-        if self.source == "model":
-            mask = kwargs.get("attention_mask")
-            if not (isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[0] == n):
-                mask = None
-            self._collector.begin_batch(n, mask)
-            self._open_stages = stages
-            return changed
-        text = [name for name in self._row_fields() if name != self.stage_column]
-        for stage, row in zip(stages, rows):
-            if row is None or any(name not in row for name in text):
-                self.accumulators.skipped += 1
-                self._warn_once("notext", "GVendiCallback(source='proxy'): examples without text columns were skipped.")
-            else:
-                self._pending_records.append((stage, {name: row[name] for name in text}))
-        return changed
-
-    def _stage_of(self, row: dict[str, Any] | None) -> str:
-        if self.stage_column and row is not None and row.get(self.stage_column) is not None:
-            return str(row[self.stage_column])
-        return self._current_stage if self._current_stage is not None else NO_STAGE
-
-    def _close_batch(self) -> None:
-        """Collect the open micro-batch (its backward has run) into this rank's pending rows."""
-        if self._open_stages is None or self._collector is None:
-            return
-        stages, self._open_stages = self._open_stages, None
-        self.accumulators.add(self._collector.end_batch(), stages)
-
     def _sync(self) -> None:
         """Featurize waiting texts (``source="proxy"``), then sum every rank's rows into the accumulators."""
-        if self._pending_records:
-            records, self._pending_records = self._pending_records, []
-            self._busy = True
-            try:
-                features = self._featurizer.featurize([record for _, record in records])
-            finally:
-                self._busy = False
-            self.accumulators.add(torch.from_numpy(features), [stage for stage, _ in records])
+        self._capture.flush()
         self.accumulators.sync()
 
     # logging ---------------------------------------------------------------------------------------------------
@@ -486,16 +380,12 @@ class GVendiCallback(TrainerCallback):
         finally:
             control.should_log = self._trainer.control.should_log = should_log
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning(message)
-
     def _config(self) -> dict[str, Any]:
+        projection = self.projection if isinstance(self.projection, str) else self.projection.config()
         config = {
             "source": self.source,
             "dim": self.dim,
-            "projection": self.projection if isinstance(self.projection, str) else self.projection.config(),
+            "projection": projection,
             "seed": self.seed,
             "q": self.q,
             "stage_column": self.stage_column,
@@ -505,6 +395,6 @@ class GVendiCallback(TrainerCallback):
         }
         if self.ci is not None:
             config.update(ci=self.ci, n_boot=self.n_boot)
-        if self.source == "proxy" and self._featurizer is not None:
-            config["proxy"] = self._featurizer.provenance
+        if self.source == "proxy" and self._capture.featurizer is not None:
+            config["proxy"] = self._capture.featurizer.provenance
         return config

@@ -74,13 +74,33 @@ def release_columns(trainer: Trainer, replaced: Any, added: list[str]) -> None:
         trainer._signature_columns = [c for c in trainer._signature_columns if c not in added]
 
 
-def collator_is_wrapped(train_dataloader: Any) -> bool:
-    """Whether ``train_dataloader`` collates through a :class:`RowFieldsCollator` (transformers'
-    ``RemoveColumnsCollator`` may wrap it)."""
+def check_columns(
+    trainer: Trainer, fields: list[str], train_dataloader: Any, *, stage_column: str | None, proxy: bool
+) -> None:
+    """The errors, before any step, of ``fields`` that cannot reach the batches: a ``stage_column`` or (``proxy``)
+    text columns the training data lacks, or a dataloader built before the collator was wrapped."""
+    columns = dataset_columns(trainer.train_dataset) if trainer.train_dataset is not None else None
+    if columns is not None and stage_column and stage_column not in columns:
+        raise ValueError(
+            f"GVendiCallback: stage_column={stage_column!r} is not a column of the training data, which has "
+            f"{sorted(columns)}. Add the column, pass the right name, or use callback.set_stage(name) instead."
+        )
+    missing = [name for name in fields if name != stage_column and columns is not None and name not in columns]
+    if proxy and missing:
+        raise ValueError(
+            f"GVendiCallback(source='proxy'): the training data has no text column(s) {missing} (it has "
+            f"{sorted(columns)}); the proxy featurizes texts, not the trained model's token ids. Keep the text "
+            "columns in train_dataset and name them with prompt_column=/completion_column= or messages_column=, "
+            "or use source='model'."
+        )
     collate = getattr(train_dataloader, "collate_fn", None)
     while collate is not None and not isinstance(collate, RowFieldsCollator):
-        collate = getattr(collate, "data_collator", None)
-    return collate is not None
+        collate = getattr(collate, "data_collator", None)  # transformers' RemoveColumnsCollator wraps it
+    if train_dataloader is not None and collate is None:
+        raise RuntimeError(
+            "GVendiCallback: the training dataloader was built before the callback was attached, so the "
+            f"column(s) {fields} cannot reach it. Call callback.attach(trainer) before trainer.train()."
+        )
 
 
 def dataset_columns(dataset: Any) -> set[str] | None:

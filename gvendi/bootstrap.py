@@ -164,7 +164,9 @@ class BootstrapAccumulator:
         return acc
 
     def __repr__(self) -> str:
-        return f"BootstrapAccumulator(dim={self.dim}, n_blocks={self.n_blocks}, count={self.count}, exact={self.exact})"
+        return (
+            f"BootstrapAccumulator(dim={self.dim}, n_blocks={self.n_blocks}, count={self.count}, exact={self.exact})"
+        )
 
     def resampled_moments(self, n_boot: int, rng: np.random.Generator, chunk: int = 0) -> Any:
         """Yield ``(S*, N*)`` batches: [c,k,k] reweighted moments and their (c,) row counts, ``n_boot`` in all."""

@@ -13,7 +13,7 @@ the bad value and the fix; the command line renders the same error with the flag
     >>> GVendiConfig(dim=-3)
     Traceback (most recent call last):
         ...
-    gvendi.config.ConfigFieldError: dim must be an integer ≥ 1 (got -3); the paper uses dim=1024.
+    gvendi.errors.ConfigFieldError: dim must be an integer ≥ 1 (got -3); the paper uses dim=1024.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import difflib
 import hashlib
 import json
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, ConfigFieldError, ConfigFieldTypeError
 from .projection import DEFAULT_FOLD, DEFAULT_PROJECTION, PROJECTIONS
 from .proxy import DEFAULT_PROXY
 
@@ -37,54 +37,6 @@ __all__ = ["ConfigError", "ConfigFieldError", "GVendiConfig", "features_fingerpr
 TRUNCATION_POLICIES = ("truncate", "error")
 #: padded tokens per forward/backward pass; a batch of long rows is split below batch_size to stay under this
 DEFAULT_MAX_BATCH_TOKENS = 16384
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used: an unknown key, an unreadable file."""
-
-
-class ConfigFieldError(ConfigError):
-    """One field of a configuration holds a bad value.
-
-    The message is a template in which ``{dim}`` names a field and ``{dim=1024}`` a setting of it, so that the same
-    error reads ``dim`` / ``dim=1024`` to a Python user and ``--dim`` / ``--dim 1024`` on the command line
-    (:meth:`render`).
-
-    Attributes:
-        field (`str`): the field at fault.
-        value: the value it was given.
-    """
-
-    def __init__(self, field_name: str, value: Any, template: str):
-        self.field = field_name
-        self.value = value
-        self.template = template
-        super().__init__(self.render())
-
-    def render(self, name_of: Callable[[str], str] | None = None, setting_of: Callable[[str, str], str] | None = None
-               ) -> str:
-        """The message with field names written by ``name_of`` and settings by ``setting_of`` (Python by default)."""
-        name_of = name_of or (lambda name: name)
-        setting_of = setting_of or _python_setting
-
-        def replace(match: re.Match) -> str:
-            name, value = match.group(1), match.group(2)
-            if name not in _FIELD_NAMES:
-                return match.group(0)
-            return name_of(name) if value is None else setting_of(name, value)
-
-        return _PLACEHOLDER.sub(replace, self.template)
-
-
-class ConfigFieldTypeError(ConfigFieldError, TypeError):
-    """A field holds a value of the wrong type (also a ``TypeError``)."""
-
-
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?:=([^{}]*))?\}")
-
-
-def _python_setting(name: str, value: str) -> str:
-    return f"{name}={value}" if re.fullmatch(r"-?\d+|None|True|False", value) else f"{name}={value!r}"
 
 
 def _option(default: Any = None, *, help: str, flag: str | None = None, deprecated: tuple[str, ...] = (),
@@ -381,4 +333,3 @@ def _optional_text(config: GVendiConfig, name: str, what: str) -> None:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(GVendiConfig)}
-_FIELD_NAMES = frozenset(_FIELDS)

@@ -106,15 +106,31 @@ class Projector:
         parameter (flattened, row-major) into ``out`` [n, ·]."""
         raise NotImplementedError
 
-    def add_rows(self, out: torch.Tensor, param_name: str, row_grads: torch.Tensor, rows: torch.Tensor,
-                 example: torch.Tensor, row_size: int, n_rows: int | None = None) -> None:
+    def add_rows(
+        self,
+        out: torch.Tensor,
+        param_name: str,
+        row_grads: torch.Tensor,
+        rows: torch.Tensor,
+        example: torch.Tensor,
+        row_size: int,
+        n_rows: int | None = None,
+    ) -> None:
         """Add sparse per-example gradients of a 2-D parameter: ``row_grads`` [m, row_size] are gradients of rows
         ``rows`` [m] of the parameter (which has ``n_rows`` rows), belonging to examples ``example`` [m] (an
         embedding lookup's gradient)."""
         raise NotImplementedError
 
-    def add_outer(self, out: torch.Tensor, param_name: str, left: torch.Tensor, right: torch.Tensor,
-                  tokens: torch.Tensor | None = None, bias_name: str | None = None, delta_side: str = "left") -> None:
+    def add_outer(
+        self,
+        out: torch.Tensor,
+        param_name: str,
+        left: torch.Tensor,
+        right: torch.Tensor,
+        tokens: torch.Tensor | None = None,
+        bias_name: str | None = None,
+        delta_side: str = "left",
+    ) -> None:
         """Add the projection of per-example gradients ``G_n = Σ_t tokens[n,t]·left[n,t] ⊗ right[n,t]`` of a 2-D
         parameter (``left`` [n,T,rows], ``right`` [n,T,cols], ``tokens`` [n,T] or all ones) without forming them;
         only for ``takes_factors`` projectors. ``delta_side`` names the factor that is the output gradient (its
@@ -597,10 +613,11 @@ class DenseProjector(Projector):
     """The paper's dense Rademacher projection, ``P ∈ {±1/√dim}^{dim×|θ|}``, generated in chunks of rows.
 
     Rows ``c·chunk … (c+1)·chunk`` of a parameter's block (one row per gradient element, ``chunk`` = 1,024) are the
-    bits of a PCG64 stream seeded by ``(seed, parameter, c)``; chunk boundaries are fixed, so the matrix does not depend
-    on how a caller slices the gradient. Each call generates the rows it needs once and applies them to every example
-    it is given, at about 300M entries/s on one CPU core; nothing is cached (memory stays bounded by ``block_rows``).
-    This is the paper-faithful reference, not the fast path: its cost is ``|θ|·dim`` per batch, whatever the batch.
+    bits of a PCG64 stream seeded by ``(seed, parameter, c)``; chunk boundaries are fixed, so the matrix does not
+    depend on how a caller slices the gradient. Each call generates the rows it needs once and applies them to every
+    example it is given, at about 300M entries/s on one CPU core; nothing is cached (memory stays bounded by
+    ``block_rows``). This is the paper-faithful reference, not the fast path: its cost is ``|θ|·dim`` per batch,
+    whatever the batch.
     """
 
     name = "dense"
@@ -634,7 +651,9 @@ class DenseProjector(Projector):
     def _range_rows(self, param_name: str, start: int, stop: int, device: torch.device) -> torch.Tensor:
         """Sign bits (float32 0/1) of the contiguous rows ``start … stop``."""
         first, last = start // self.chunk, (stop - 1) // self.chunk
-        bits = self._bits(param_name, np.arange(first, last + 1))[start - first * self.chunk : stop - first * self.chunk]
+        bits = self._bits(param_name, np.arange(first, last + 1))[
+            start - first * self.chunk : stop - first * self.chunk
+        ]
         return torch.from_numpy(bits).to(device=device, dtype=torch.float32)
 
     def signs(self, param_name: str, index: torch.Tensor) -> torch.Tensor:
@@ -650,7 +669,9 @@ class DenseProjector(Projector):
         m = grads.shape[1]
         for start in range(0, m, self.block_rows):
             stop = min(m, start + self.block_rows)
-            self._apply(out, grads[:, start:stop], self._range_rows(param_name, offset + start, offset + stop, grads.device))
+            self._apply(
+                out, grads[:, start:stop], self._range_rows(param_name, offset + start, offset + stop, grads.device)
+            )
 
     def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None, delta_side="left"):
         """Forms ``G_n = Σ_t tokens·left ⊗ right`` a block of its rows at a time for every example (one batched GEMM

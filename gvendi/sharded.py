@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .errors import ConfigFieldError
 from .utils import atomic_write, progress_bar
 from .vendi import VendiAccumulator
 
@@ -94,8 +95,10 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
         world_size = 1 if world_size is None else int(world_size)
         rank = 0 if rank is None else int(rank)
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"--rank must be in [0, --world-size) and --world-size ≥ 1 (got rank={rank}, world size={world_size})."
+            raise ConfigFieldError(
+                "rank", rank,
+                f"{{rank}} must be in [0, {{world_size}}) and {{world_size}} ≥ 1 (got rank={rank}, world size="
+                f"{world_size}).",
             )
         return rank, world_size, None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -161,9 +164,10 @@ def prepare_run(out_dir: str | os.PathLike, plan: ShardPlan, *, overwrite: bool 
         )
         differing = plan.matches(previous)
         if differing:
-            raise ValueError(
+            raise ConfigFieldError(
+                "out", str(out),
                 f"{out} holds a different featurization ({', '.join(differing)} differ from this run); "
-                "pass another --out folder, or --overwrite to start it again."
+                "pass another {out} folder, or {overwrite=True} to start it again."
             )
         return out
     if overwrite:
@@ -298,7 +302,7 @@ def wait_for_shards(out_dir: str | os.PathLike, plan: ShardPlan, *, timeout: flo
 def plan_for(featurizer: Any, num_rows: int, shard_rows: int, data: str = "") -> ShardPlan:
     """The `ShardPlan` of a `GradientFeaturizer` over ``num_rows`` rows."""
     if not isinstance(shard_rows, int) or shard_rows < 1:
-        raise ValueError(f"--shard-rows must be an integer ≥ 1 (got {shard_rows!r}).")
+        raise ConfigFieldError("shard_rows", shard_rows, f"{{shard_rows}} must be an integer ≥ 1 (got {shard_rows!r}).")
     return ShardPlan(
         num_rows=num_rows,
         shard_rows=shard_rows,

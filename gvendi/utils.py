@@ -39,7 +39,9 @@ def progress_bars_disabled() -> bool:
     """
     if _PROGRESS_DISABLED is not None:
         return _PROGRESS_DISABLED
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("GVENDI_DISABLE_PROGRESS_BAR", "TQDM_DISABLE"))
+    return any(
+        os.environ.get(var, "").strip().lower() in _TRUE for var in ("GVENDI_DISABLE_PROGRESS_BAR", "TQDM_DISABLE")
+    )
 
 
 def _library_switches() -> list[tuple[object, object, object]]:
@@ -49,7 +51,9 @@ def _library_switches() -> list[tuple[object, object, object]]:
     with contextlib.suppress(ImportError):
         import huggingface_hub.utils as hub
 
-        switches.append((lambda: not hub.are_progress_bars_disabled(), hub.disable_progress_bars, hub.enable_progress_bars))
+        switches.append(
+            (lambda: not hub.are_progress_bars_disabled(), hub.disable_progress_bars, hub.enable_progress_bars)
+        )
     with contextlib.suppress(ImportError):
         import transformers.utils.logging as tf
 
@@ -57,7 +61,9 @@ def _library_switches() -> list[tuple[object, object, object]]:
     with contextlib.suppress(ImportError):
         import datasets
 
-        switches.append((datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars))
+        switches.append(
+            (datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars)
+        )
     with contextlib.suppress(ImportError):
         import evaluate.utils.logging as ev
 
@@ -176,7 +182,8 @@ def resolve_device(device=None):
         if not torch.cuda.is_available():
             why = "this PyTorch is a CPU-only build" if torch.version.cuda is None else "none is visible"
             raise ValueError(
-                f"device {device!r} asks for a CUDA GPU, but {why}; use 'cpu' (or no device, to pick one automatically)."
+                f"device {device!r} asks for a CUDA GPU, but {why}; use 'cpu' (or no device, to pick one "
+                "automatically)."
             )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(

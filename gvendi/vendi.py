@@ -124,7 +124,10 @@ class GVendiResult:
 
     def __repr__(self) -> str:
         interval = f", ci=({self.ci[0]:.4f}, {self.ci[1]:.4f})" if self.ci is not None else ""
-        return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q}{interval})"
+        return (
+            f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q}"
+            f"{interval})"
+        )
 
 
 def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
@@ -232,7 +235,8 @@ class VendiAccumulator:
     Example:
         >>> import numpy as np
         >>> acc = VendiAccumulator(dim=4)
-        >>> acc.update(np.eye(4))
+        >>> acc.update(np.eye(4))  # returns the accumulator, so updates chain
+        VendiAccumulator(dim=4, count=4)
         >>> round(acc.score().value, 6)
         4.0
     """
@@ -363,7 +367,9 @@ class VendiAccumulator:
         q = _check_q(q)
         value = vendi_from_eigenvalues(self.eigenvalues(), q)
         value = clamp_vendi(value, self.count, self.dim)
-        return GVendiResult(value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance))
+        return GVendiResult(
+            value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Serialisable state (for checkpoints and ``torch.distributed`` gathers)."""
