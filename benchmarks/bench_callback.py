@@ -148,16 +148,18 @@ def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | N
         )
         scoring = [0.0]
         if callbacks:  # time the scoring (eigendecompositions at logging steps) apart from the per-step hooks
-            score = callbacks[0]._value
+            callbacks[0].attach(trainer)
+            accumulators = callbacks[0].accumulators
+            score = accumulators.value
 
-            def timed_score(accumulator):
+            def timed_score(name):
                 begin = time.perf_counter()
                 try:
-                    return score(accumulator)
+                    return score(name)
                 finally:
                     scoring[0] += time.perf_counter() - begin
 
-            callbacks[0]._value = timed_score
+            accumulators.value = timed_score
         start, start_cpu = time.perf_counter(), time.process_time()
         trainer.train()
         seconds = (time.perf_counter() - start, time.process_time() - start_cpu)

@@ -13,7 +13,8 @@ examples for every method:
 - the paper-faithful reference (``methods.PaperReference``: one backward per example, full ``.grad``, dense
   Rademacher projection), on fewer examples, reported per example;
 - bergson (PyPI) at dim 1024: ``per_module`` (its default two-sided projection per Linear module, rank 16 and 64,
-  then a dense map of the concatenation to 1024) and ``global`` (its single-sided dense projection of every module to 1024).
+  then a dense map of the concatenation to 1024) and ``global`` (its single-sided dense projection of every module
+  to 1024).
 
 The fast methods run interleaved batch by batch (order rotated every round) and report medians of per-batch times;
 the ratio to the plain forward+backward is the median of per-batch paired ratios. Peak memory is the process RSS
@@ -149,8 +150,14 @@ def speed(args) -> dict:
             method = BergsonMethod(model, mode="global", dim=DIM)
             with _common.PeakRSS() as peak:
                 seconds, _ = _common.timed(lambda: method.features(batches[0]))
-            rows["bergson_global"] = _row([seconds], BATCH, LENGTH, rows["plain"]["seconds_per_batch"], peak.delta_mb,
-                                          "one batch (its projection blocks are regenerated every batch)")
+            rows["bergson_global"] = _row(
+                [seconds],
+                BATCH,
+                LENGTH,
+                rows["plain"]["seconds_per_batch"],
+                peak.delta_mb,
+                "one batch (its projection blocks are regenerated every batch)",
+            )
             print(f"bergson global: {seconds:.1f}s per batch", flush=True)
         except Exception as err:  # noqa: BLE001
             rows["bergson_global"] = {"error": f"{type(err).__name__}: {err}"}
@@ -159,8 +166,14 @@ def speed(args) -> dict:
     method = GvendiMethod(model, tokenizer, projection="dense", dim=DIM).features
     with _common.PeakRSS() as peak:
         seconds, _ = _common.timed(lambda: method(batches[0]))
-    rows["gvendi_dense"] = _row([seconds], BATCH, LENGTH, rows["plain"]["seconds_per_batch"], peak.delta_mb,
-                                "one batch (its matrix is generated once per batch and applied to all 8 examples)")
+    rows["gvendi_dense"] = _row(
+        [seconds],
+        BATCH,
+        LENGTH,
+        rows["plain"]["seconds_per_batch"],
+        peak.delta_mb,
+        "one batch (its matrix is generated once per batch and applied to all 8 examples)",
+    )
     print(f"gvendi dense: {seconds:.1f}s per batch", flush=True)
     return {
         "model": {
@@ -202,9 +215,7 @@ def frozen_forward_backward(model: torch.nn.Module, examples) -> None:
 
 def _row(seconds: list[float], batch: int, length: int, plain: list[float] | float, memory: float | None, note: str):
     per_batch = _common.median(seconds)
-    ratio = (
-        _common.median([t / p for t, p in zip(seconds, plain)]) if isinstance(plain, list) else per_batch / plain
-    )
+    ratio = _common.median([t / p for t, p in zip(seconds, plain)]) if isinstance(plain, list) else per_batch / plain
     return {
         "examples_per_s": batch / per_batch,
         "tokens_per_s": batch * length / per_batch,
@@ -247,16 +258,25 @@ def speed_real(args) -> dict:
             shift = index % len(keys)
             for key in keys[shift:] + keys[:shift]:
                 times[key].append(_common.timed(lambda key=key, batch=batch, fast=fast: fast[key](batch))[0])
-            print(f"real {length} tokens, batch {index + 1}/{args.rounds}: "
-                  + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+            print(
+                f"real {length} tokens, batch {index + 1}/{args.rounds}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                flush=True,
+            )
         memory = {}
         for key, fn in fast.items():
             with _common.PeakRSS() as peak:
                 fn(batches[0])
             memory[key] = peak.delta_mb
         rows = {
-            key: _row(times[key], batch_size, length, times["plain"], memory[key],
-                      f"interleaved with plain over {args.rounds} batches, median of paired ratios")
+            key: _row(
+                times[key],
+                batch_size,
+                length,
+                times["plain"],
+                memory[key],
+                f"interleaved with plain over {args.rounds} batches, median of paired ratios",
+            )
             for key in fast
         }
         plain_median = rows["plain"]["seconds_per_batch"]
@@ -266,15 +286,23 @@ def speed_real(args) -> dict:
             slow["gvendi_dense"] = GvendiMethod(model, tokenizer, projection="dense", dim=DIM).features
         if ok:
             for rank in args.bergson_ranks:
-                slow[f"bergson_per_module_r{rank}"] = BergsonMethod(model, mode="per_module", dim=DIM, rank=rank).features
+                slow[f"bergson_per_module_r{rank}"] = BergsonMethod(
+                    model, mode="per_module", dim=DIM, rank=rank
+                ).features
         for key, fn in slow.items():
             try:
                 if key.startswith("bergson"):
                     fn(batches[0])  # warm-up: module discovery, projection matrices
                 with _common.PeakRSS() as peak:
                     seconds, _ = _common.timed(lambda fn=fn, batch=batches[1]: fn(batch))
-                rows[key] = _row([seconds], batch_size, length, plain_median, peak.delta_mb,
-                                 "one batch, over the median plain batch time")
+                rows[key] = _row(
+                    [seconds],
+                    batch_size,
+                    length,
+                    plain_median,
+                    peak.delta_mb,
+                    "one batch, over the median plain batch time",
+                )
                 print(f"real {length} tokens: {key} {seconds:.1f}s", flush=True)
             except Exception as err:  # noqa: BLE001
                 rows[key] = {"error": f"{type(err).__name__}: {err}"}
@@ -282,16 +310,26 @@ def speed_real(args) -> dict:
 
     long_memory = {}
     if args.long_length:
-        (example,) = random_examples(1, length=args.long_length, prompt_length=args.long_length // 8, vocab=vocab, seed=7)
+        (example,) = random_examples(
+            1, length=args.long_length, prompt_length=args.long_length // 8, vocab=vocab, seed=7
+        )
         default = GvendiMethod(model, tokenizer, projection=DEFAULT_PROJECTION, dim=DIM).features
-        for key, fn in {"plain": lambda b: plain_forward_backward(model, b), f"gvendi_{DEFAULT_PROJECTION}": default}.items():
+        for key, fn in {
+            "plain": lambda b: plain_forward_backward(model, b),
+            f"gvendi_{DEFAULT_PROJECTION}": default,
+        }.items():
             with _common.PeakRSS() as peak:
                 seconds, _ = _common.timed(lambda fn=fn: fn([example]))
             long_memory[key] = {"seconds": seconds, "peak_rss_delta_mb": peak.delta_mb, "peak_rss_mb": peak.peak_mb}
             print(f"{args.long_length} tokens: {key} {seconds:.1f}s, peak RSS +{peak.delta_mb:.0f} MB", flush=True)
     return {
-        "model": {**{k: DEFAULT_PROXY_CONFIG[k] for k in ("vocab_size", "hidden_size", "intermediate_size")},
-                  "layers": args.layers, "parameters": n_params, "batch_size": batch_size, "dim": DIM},
+        "model": {
+            **{k: DEFAULT_PROXY_CONFIG[k] for k in ("vocab_size", "hidden_size", "intermediate_size")},
+            "layers": args.layers,
+            "parameters": n_params,
+            "batch_size": batch_size,
+            "dim": DIM,
+        },
         "lengths": results,
         "long_example": {"tokens": args.long_length, **long_memory},
         "bergson_note": None if ok else f"bergson could not be imported: {why_not}",
@@ -308,15 +346,22 @@ def layer_scaling(args) -> dict:
     tokenizer = _common.word_tokenizer(200)
     methods = {
         layers: GvendiMethod(
-            random_proxy_like_default(num_hidden_layers=layers, max_position_embeddings=8192), tokenizer,
-            projection=DEFAULT_PROJECTION, dim=DIM,
+            random_proxy_like_default(num_hidden_layers=layers, max_position_embeddings=8192),
+            tokenizer,
+            projection=DEFAULT_PROJECTION,
+            dim=DIM,
         ).features
         for layers in args.layer_scaling
     }
     out: dict = {}
     for length in args.lengths:
-        examples = random_examples(args.real_batch * (args.rounds + 1), length=length, prompt_length=length // 4,
-                                   vocab=DEFAULT_PROXY_CONFIG["vocab_size"], seed=length)
+        examples = random_examples(
+            args.real_batch * (args.rounds + 1),
+            length=length,
+            prompt_length=length // 4,
+            vocab=DEFAULT_PROXY_CONFIG["vocab_size"],
+            seed=length,
+        )
         batches = [examples[i : i + args.real_batch] for i in range(0, len(examples), args.real_batch)]
         for fn in methods.values():
             fn(batches[0])
@@ -330,10 +375,16 @@ def layer_scaling(args) -> dict:
         low, high = min(medians), max(medians)
         per_layer = (medians[high] - medians[low]) / (high - low)
         fixed = medians[low] - low * per_layer
-        out[str(length)] = {"seconds_per_example": {str(k): v for k, v in medians.items()}, "per_layer_s": per_layer,
-                            "fixed_s": fixed, "extrapolated_24_layers_s": fixed + 24 * per_layer}
-        print(f"{length} tokens: {medians}, per layer {per_layer:.3f}s, 24 layers {fixed + 24 * per_layer:.2f}s",
-              flush=True)
+        out[str(length)] = {
+            "seconds_per_example": {str(k): v for k, v in medians.items()},
+            "per_layer_s": per_layer,
+            "fixed_s": fixed,
+            "extrapolated_24_layers_s": fixed + 24 * per_layer,
+        }
+        print(
+            f"{length} tokens: {medians}, per layer {per_layer:.3f}s, 24 layers {fixed + 24 * per_layer:.2f}s",
+            flush=True,
+        )
     return out
 
 
@@ -361,31 +412,48 @@ def render_real(payload: dict) -> str:
                 rows.append([length, label, r["error"], "", "", "", ""])
                 continue
             digits = 3 if r["examples_per_s"] < 1 else 2
-            rows.append([length, label, _fmt(r["examples_per_s"], digits), _fmt(r["tokens_per_s"], 0),
-                         _fmt(r["ratio_to_plain"]), _fmt(r["peak_rss_delta_mb"], 0), f"{r['batches_timed']} batch(es)"])
+            rows.append(
+                [
+                    length,
+                    label,
+                    _fmt(r["examples_per_s"], digits),
+                    _fmt(r["tokens_per_s"], 0),
+                    _fmt(r["ratio_to_plain"]),
+                    _fmt(r["peak_rss_delta_mb"], 0),
+                    f"{r['batches_timed']} batch(es)",
+                ]
+            )
     lines = [
         "# Featurization at the paper's proxy shape (CPU)",
         "",
         f"Random Qwen2 with Qwen2.5-0.5B-Instruct's widths: hidden {m['hidden_size']}, MLP {m['intermediate_size']}, "
         f"14/2 heads, vocabulary {m['vocab_size']:,} (tied), {m['layers']} of its 24 layers "
-        f"({m['parameters']:,} parameters); batches of {m['batch_size']}, a quarter of each example's tokens masked as "
+        f"({m['parameters']:,} parameters); batches of {m['batch_size']}, a quarter of each example's tokens masked "
+        "as "
         f"prompt, dim {m['dim']}. CPU: {machine['cpu']}, {machine['torch_threads']} torch threads, "
-        f"OMP_WAIT_POLICY={machine['omp_wait_policy']}, load average at start {machine['load_average_1_5_15']} (shared "
+        f"OMP_WAIT_POLICY={machine['omp_wait_policy']}, load average at start {machine['load_average_1_5_15']} "
+        "(shared "
         f"machine); torch {machine['torch']}; {machine['date_utc']} UTC.",
         "",
         _common.markdown_table(header, rows),
         "",
-        "- × plain fwd+bwd: interleaved rows give the median of per-batch paired ratios; one-batch rows their time over "
+        "- × plain fwd+bwd: interleaved rows give the median of per-batch paired ratios; one-batch rows their time "
+        "over "
         "the median plain batch time.",
-        "- The frozen forward+backward computes activation gradients only (no weight gradient): the floor of any method "
+        "- The frozen forward+backward computes activation gradients only (no weight gradient): the floor of any "
+        "method "
         "that projects each layer's per-token inputs and output gradients.",
         "- `sketch` forms each example's vocabulary × hidden LM-head gradient; `factored` never forms a per-example "
         "matrix of any layer (embedding and LM head included).",
     ]
     long = speed_payload.get("long_example", {})
     if long.get("tokens"):
-        cells = [f"{key}: {v['seconds']:.1f} s, peak RSS +{v['peak_rss_delta_mb']:,.0f} MB (process {v['peak_rss_mb']:,.0f} MB)"
-                 for key, v in long.items() if isinstance(v, dict)]
+        cells = [
+            f"{key}: {v['seconds']:.1f} s, peak RSS +{v['peak_rss_delta_mb']:,.0f} MB (process "
+            f"{v['peak_rss_mb']:,.0f} MB)"
+            for key, v in long.items()
+            if isinstance(v, dict)
+        ]
         lines.append(f"- One {long['tokens']:,}-token example (batch 1): " + "; ".join(cells) + ".")
     if speed_payload.get("bergson_note"):
         lines.append(f"- {speed_payload['bergson_note']}")
@@ -532,8 +600,10 @@ def render(payload: dict) -> str:
     lines = [
         "# Featurization benchmark",
         "",
-        f"CPU: {machine['cpu']}, {machine['torch_threads']} torch threads, OMP_WAIT_POLICY={machine['omp_wait_policy']}; "
-        f"load average at start {machine['load_average_1_5_15']} (machine shared with other jobs); torch {machine['torch']}; "
+        f"CPU: {machine['cpu']}, {machine['torch_threads']} torch threads, "
+        f"OMP_WAIT_POLICY={machine['omp_wait_policy']}; "
+        f"load average at start {machine['load_average_1_5_15']} (machine shared with other jobs); torch "
+        f"{machine['torch']}; "
         f"{machine['date_utc']} UTC.",
     ]
     if "speed" in payload:
@@ -548,9 +618,12 @@ def render(payload: dict) -> str:
         lines += [
             "",
             f"Accuracy: tiny random Qwen2 ({acc['low']['parameters']:,} parameters), N = {N_ACC}, dim = {DIM}, mean "
-            f"of seeds {list(SEEDS)}; exact G-Vendi low = {acc['low']['exact']:.2f}, high = {acc['high']['exact']:.2f}; "
-            f"independent dense = {acc['low']['independent_dense']['gvendi']:.2f} / {acc['high']['independent_dense']['gvendi']:.2f} "
-            f"({acc['low']['independent_dense']['vs_exact_pct']:+.1f}% / {acc['high']['independent_dense']['vs_exact_pct']:+.1f}% vs exact).",
+            f"of seeds {list(SEEDS)}; exact G-Vendi low = {acc['low']['exact']:.2f}, high = "
+            f"{acc['high']['exact']:.2f}; "
+            f"independent dense = {acc['low']['independent_dense']['gvendi']:.2f} / "
+            f"{acc['high']['independent_dense']['gvendi']:.2f} "
+            f"({acc['low']['independent_dense']['vs_exact_pct']:+.1f}% / "
+            f"{acc['high']['independent_dense']['vs_exact_pct']:+.1f}% vs exact).",
         ]
     lines += ["", _common.markdown_table(header, rows), ""]
     notes = []
@@ -560,7 +633,8 @@ def render(payload: dict) -> str:
     if payload.get("speed", {}).get("bergson_note"):
         notes.append(f"- {payload['speed']['bergson_note']}")
     notes.append(
-        "- × plain fwd+bwd: median of per-batch paired ratios (interleaved methods) or the method's time over the median "
+        "- × plain fwd+bwd: median of per-batch paired ratios (interleaved methods) or the method's time over the "
+        "median "
         "plain batch time; speed-up vs reference: examples/s over the reference's examples/s."
     )
     notes.append(
@@ -590,18 +664,29 @@ def main(argv=None) -> int:
     parser.add_argument("--shape", choices=["toy", "real"], default="toy", help="toy widths, or the paper's proxy.")
     parser.add_argument("--layers", type=int, default=1, help="--shape real: layers of the 24 (CPU: 1).")
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512], help="--shape real: tokens per example.")
-    parser.add_argument("--slow-lengths", type=int, nargs="*", default=[128],
-                        help="--shape real: lengths at which sketch and dense (minutes per batch) are timed.")
+    parser.add_argument(
+        "--slow-lengths",
+        type=int,
+        nargs="*",
+        default=[128],
+        help="--shape real: lengths at which sketch and dense (minutes per batch) are timed.",
+    )
     parser.add_argument("--real-batch", type=int, default=2, help="--shape real: examples per batch.")
-    parser.add_argument("--layer-scaling", type=int, nargs="*", default=None,
-                        help="--shape real: time the default at these depths only, interleaved (e.g. 1 3).")
-    parser.add_argument("--long-length", type=int, default=4096, help="--shape real: tokens of the memory probe (0: skip).")
+    parser.add_argument(
+        "--layer-scaling",
+        type=int,
+        nargs="*",
+        default=None,
+        help="--shape real: time the default at these depths only, interleaved (e.g. 1 3).",
+    )
+    parser.add_argument(
+        "--long-length", type=int, default=4096, help="--shape real: tokens of the memory probe (0: skip)."
+    )
     parser.add_argument("--name", default=None, help="results file name (default: featurize or featurize_real).")
     parser.add_argument("--render-only", action="store_true", help="rewrite results/<name>.md from its JSON file.")
     args = parser.parse_args(argv)
     args.name = args.name or ("featurize_real" if args.shape == "real" else "featurize")
     if args.render_only:
-
         payload = json.loads((_common.RESULTS / f"{args.name}.json").read_text())
         markdown = render_real(payload) if "speed_real" in payload else render(payload)
         (_common.RESULTS / f"{args.name}.md").write_text(markdown.rstrip() + "\n")
@@ -614,18 +699,37 @@ def main(argv=None) -> int:
         payload["seconds"] = time.time() - payload.pop("started")
         scaling = payload["layer_scaling"]
         depths = list(next(iter(scaling.values()))["seconds_per_example"])
-        header = ["tokens", *(f"s/example, {d} layer(s)" for d in depths), "per layer", "fixed", "24 layers (extrapolated)"]
-        table = [[t, *(f"{r['seconds_per_example'][d]:.2f}" for d in depths), f"{r['per_layer_s']:.3f}",
-                  f"{r['fixed_s']:.2f}", f"{r['extrapolated_24_layers_s']:.1f}"] for t, r in scaling.items()]
-        markdown = "\n".join([
-            "# Cost per layer at the paper's proxy shape (CPU)", "",
-            f"The default projection on random Qwen2 models with Qwen2.5-0.5B-Instruct's widths and vocabulary at "
-            f"depths {', '.join(depths)}, interleaved batch by batch in one process (batches of {args.real_batch}, "
-            f"{args.rounds} batches, medians); {payload['machine']['cpu']}, {args.threads} threads, "
-            f"{payload['machine']['date_utc']} UTC. Re-run: `python benchmarks/bench_featurize.py --shape real "
-            f"--layer-scaling {' '.join(depths)} --name {args.name}`.", "",
-            _common.markdown_table(header, table),
-        ])
+        header = [
+            "tokens",
+            *(f"s/example, {d} layer(s)" for d in depths),
+            "per layer",
+            "fixed",
+            "24 layers (extrapolated)",
+        ]
+        table = [
+            [
+                t,
+                *(f"{r['seconds_per_example'][d]:.2f}" for d in depths),
+                f"{r['per_layer_s']:.3f}",
+                f"{r['fixed_s']:.2f}",
+                f"{r['extrapolated_24_layers_s']:.1f}",
+            ]
+            for t, r in scaling.items()
+        ]
+        markdown = "\n".join(
+            [
+                "# Cost per layer at the paper's proxy shape (CPU)",
+                "",
+                f"The default projection on random Qwen2 models with Qwen2.5-0.5B-Instruct's widths and vocabulary at "
+                f"depths {', '.join(depths)}, interleaved batch by batch in one process (batches of "
+                f"{args.real_batch}, "
+                f"{args.rounds} batches, medians); {payload['machine']['cpu']}, {args.threads} threads, "
+                f"{payload['machine']['date_utc']} UTC. Re-run: `python benchmarks/bench_featurize.py --shape real "
+                f"--layer-scaling {' '.join(depths)} --name {args.name}`.",
+                "",
+                _common.markdown_table(header, table),
+            ]
+        )
         _common.write_results(args.name, payload, markdown)
         print(markdown)
         return 0

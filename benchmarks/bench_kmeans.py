@@ -6,8 +6,9 @@
 ``gvendi.spherical_kmeans`` runs where torch finds a GPU (``--device`` to force one). On CPUs with bf16 units
 (AVX512-BF16 / AMX) and on GPUs, similarities are screened in bf16 and close calls re-scored in fp32, so the
 assignments are the fp32 ones; ``--compare-fp32`` also times the plain fp32 path and checks the labels agree. The
-k-means++ initialisation runs on a random subsample of max(16·K, 8192) rows. The data: isotropic random unit rows by default (no
-cluster structure, so all 20 iterations run: the worst case), or ``--centers C`` noisy copies of C directions. Writes benchmarks/results/kmeans.json and kmeans.md.
+k-means++ initialisation runs on a random subsample of max(16·K, 8192) rows. The data: isotropic random unit rows by
+default (no cluster structure, so all 20 iterations run: the worst case), or ``--centers C`` noisy copies of C
+directions. Writes benchmarks/results/kmeans.json and kmeans.md.
 """
 
 from __future__ import annotations
@@ -148,13 +149,18 @@ def main(argv=None) -> int:
         [
             "# Spherical k-means benchmark",
             "",
-            f"{args.rows:,} × {args.dim} unit rows ({'isotropic random' if not args.centers else f'around {args.centers} directions'}), K = {args.clusters}, {args.iterations} Lloyd iterations (stops early if "
-            f"the labels stop changing), device {device}; CPU {machine['cpu']}, {machine['torch_threads']} threads, load "
-            f"average {machine['load_average_1_5_15']} at start (shared machine); {machine['date_utc']} UTC. Target ≤ 120 s.",
+            f"{args.rows:,} × {args.dim} unit rows "
+            f"({'isotropic random' if not args.centers else f'around {args.centers} directions'}), "
+            f"K = {args.clusters}, {args.iterations} Lloyd iterations (stops early if "
+            f"the labels stop changing), device {device}; CPU {machine['cpu']}, {machine['torch_threads']} threads, "
+            "load "
+            f"average {machine['load_average_1_5_15']} at start (shared machine); {machine['date_utc']} UTC. Target ≤ "
+            "120 s.",
             "",
             _common.markdown_table(header, rows),
             "",
-            "- Seconds include the k-means++ initialisation (on a max(16·K, 8192)-row subsample) and every assignment pass.",
+            "- Seconds include the k-means++ initialisation (on a max(16·K, 8192)-row subsample) and every assignment "
+            "pass.",
         ]
     )
     if len(payload["runs"]) > 1:

@@ -102,7 +102,12 @@ def real_shape(args) -> int:
     for diversity in ("low", "high"):
         records = accuracy_records(diversity, args.n)
         featurize = lambda projection, seed, records=records: GradientFeaturizer(  # noqa: E731
-            model, tokenizer=tokenizer, dim=args.dim, seed=seed, projection=projection, batch_size=32,
+            model,
+            tokenizer=tokenizer,
+            dim=args.dim,
+            seed=seed,
+            projection=projection,
+            batch_size=32,
             show_progress=False,
         ).featurize(records)
         examples = GradientFeaturizer(model, tokenizer=tokenizer, dim=args.dim, show_progress=False).encode(
@@ -112,8 +117,13 @@ def real_shape(args) -> int:
         exact = exact_gvendi_from_gram(gram)
         draws = [score(dense_projection_from_gram(gram, args.dim, seed=s)).value for s in range(args.draws)]
         reference = float(np.mean(draws))
-        row = {"set": diversity, "n": len(records), "exact": exact, "simulated_dense": reference,
-               "simulated_dense_draws": draws}
+        row = {
+            "set": diversity,
+            "n": len(records),
+            "exact": exact,
+            "simulated_dense": reference,
+            "simulated_dense_draws": draws,
+        }
         for method, (spec, seeds) in methods.items():
             values = []
             for seed in range(seeds):
@@ -123,22 +133,31 @@ def real_shape(args) -> int:
             row[f"{method} seeds"] = values
             row[f"{method} vs dense %"] = 100 * (row[method] / reference - 1)
             row[f"{method} vs exact %"] = 100 * (row[method] / exact - 1)
-            print(f"{diversity}: {method} {row[method]:.2f} ({row[f'{method} vs dense %']:+.2f}% vs dense)", flush=True)
+            print(
+                f"{diversity}: {method} {row[method]:.2f} ({row[f'{method} vs dense %']:+.2f}% vs dense)", flush=True
+            )
         results.append(row)
 
     default_fold = FactoredSketchProjector(args.dim).fold
     header = ["set", "N", "exact", "dense (simulated)", *methods]
     table = [
-        [r["set"], str(r["n"]), f"{r['exact']:.2f}", f"{r['simulated_dense']:.2f}",
-         *(f"{r[m]:.2f} ({r[f'{m} vs dense %']:+.2f}%)" for m in methods)]
+        [
+            r["set"],
+            str(r["n"]),
+            f"{r['exact']:.2f}",
+            f"{r['simulated_dense']:.2f}",
+            *(f"{r[m]:.2f} ({r[f'{m} vs dense %']:+.2f}%)" for m in methods),
+        ]
         for r in results
     ]
     markdown = "\n\n".join(
         [
             "# Projection accuracy at the paper's proxy widths",
-            f"A random Qwen2 with Qwen2.5-0.5B-Instruct's widths (hidden 896, MLP 4864, 14/2 heads, q/k/v biases, tied "
+            "A random Qwen2 with Qwen2.5-0.5B-Instruct's widths (hidden 896, MLP 4864, 14/2 heads, q/k/v biases, "
+            "tied "
             f"embeddings), 1 layer, vocabulary 8,192 ({n_params:,} parameters); the low- and high-diversity sets of "
-            f"`tests/test_accuracy.py`, N = {args.n}, dim {args.dim}. 'exact' is G-Vendi of the unprojected per-example "
+            f"`tests/test_accuracy.py`, N = {args.n}, dim {args.dim}. 'exact' is G-Vendi of the unprojected "
+            "per-example "
             f"gradients, from their exact Gram matrix (`gvendi.exact.exact_gradient_gram`); 'dense (simulated)' the "
             f"mean of {args.draws} exact draws of a dense Gaussian projection of those gradients. Factored rows are "
             f"means over {args.seeds} seeds, `sketch` and gvendi's `dense` one seed; in brackets, the difference from "
@@ -152,8 +171,9 @@ def real_shape(args) -> int:
     )
     print(markdown)
     if not args.no_write:
-        write_results("projection_accuracy_real", {"settings": vars(args), "results": results, "machine": info},
-                      markdown)
+        write_results(
+            "projection_accuracy_real", {"settings": vars(args), "results": results, "machine": info}, markdown
+        )
     return 0
 
 
@@ -164,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--draws", type=int, default=None, help="dense reference draws (toy 4, real 8)")
     parser.add_argument("--seeds", type=int, default=3, help="gvendi projection seeds per method")
-    parser.add_argument("--folds", type=int, nargs="+", default=None, help="factored folds (toy 32 64 128, real 64 128 256)")
+    parser.add_argument(
+        "--folds", type=int, nargs="+", default=None, help="factored folds (toy 32 64 128, real 64 128 256)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.shape == "real":
@@ -197,8 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.seeds):
                 projection = FactoredSketchProjector(args.dim, seed, fold=spec) if isinstance(spec, int) else spec
                 featurizer = GradientFeaturizer(
-                    base.model, tokenizer=base.tokenizer, dim=args.dim, seed=seed, projection=projection,
-                    batch_size=32, show_progress=False,
+                    base.model,
+                    tokenizer=base.tokenizer,
+                    dim=args.dim,
+                    seed=seed,
+                    projection=projection,
+                    batch_size=32,
+                    show_progress=False,
                 )
                 values.append(score(featurizer.featurize(records)).value)
             row[method] = float(np.mean(values))
@@ -226,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.n} examples of the bundled math sample (one template, and all templates mixed), dim {args.dim}. "
             f"'exact' is G-Vendi of the unprojected per-example gradients; 'indep. dense' the paper's definition: "
             f"the exact gradients times independently drawn dense Rademacher matrices (mean of {args.draws} draws). "
-            f"gvendi's projections are means over {args.seeds} seeds; in brackets, the difference from 'indep. dense'.",
+            f"gvendi's projections are means over {args.seeds} seeds; in brackets, the difference from 'indep. "
+            "dense'.",
             markdown_table(header, table),
             "Every side of every matrix of this model is longer than 64, so 'factored fold 64' folds all of them "
             "(hidden 128 → 64, MLP 384 → 64, vocab 1,868 → 64); at fold 128 only the MLP and vocabulary sides fold.",

@@ -42,17 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(tempfile.mkdtemp()) / "report.html" if not args.keep else _common.RESULTS / "report_sample.html"
     write_seconds, _ = _common.timed(lambda: write_report(report, str(out)))
     timings = {k: round(v, 2) for k, v in report.config["timings_s"].items()}
-    payload = {"rows": args.rows, "dim": args.dim, "n_boot": args.n_boot, "machine": info,
-               "build_seconds": round(build_seconds, 2), "write_seconds": round(write_seconds, 2),
-               "stages_s": timings, "html_bytes": out.stat().st_size, "gvendi": report.metrics["gvendi"]}
+    payload = {
+        "rows": args.rows,
+        "dim": args.dim,
+        "n_boot": args.n_boot,
+        "machine": info,
+        "build_seconds": round(build_seconds, 2),
+        "write_seconds": round(write_seconds, 2),
+        "stages_s": timings,
+        "html_bytes": out.stat().st_size,
+        "gvendi": report.metrics["gvendi"],
+    }
     rows = [[stage, seconds] for stage, seconds in timings.items()] + [["write HTML", round(write_seconds, 2)]]
     markdown = (
         "# Report benchmark\n\n"
         f"`build_report` + `write_report` on {args.rows:,} × {args.dim} synthetic unit features with texts, "
-        f"n_boot = {args.n_boot}, {report.metrics['num_clusters']} clusters; CPU {info['cpu']}, {args.threads} threads, "
+        f"n_boot = {args.n_boot}, {report.metrics['num_clusters']} clusters; CPU {info['cpu']}, {args.threads} "
+        "threads, "
         f"load average {info['load_average_1_5_15']} at start (shared machine); {info['date_utc']} UTC.\n\n"
         + _common.markdown_table(["stage", "seconds"], rows)
-        + f"\n\n- Total: {build_seconds + write_seconds:.1f} s; self-contained HTML {out.stat().st_size / 1024:.0f} KiB.\n"
+        + f"\n\n- Total: {build_seconds + write_seconds:.1f} s; self-contained HTML {out.stat().st_size / 1024:.0f} "
+        "KiB.\n"
         f"- Command: `python benchmarks/bench_report.py --rows {args.rows} --dim {args.dim} --n-boot {args.n_boot}`.\n"
     )
     _common.write_results("report", payload, markdown)

@@ -171,15 +171,18 @@ def main(argv=None) -> int:
         [
             "# Scoring benchmark",
             "",
-            f"{DIM}-dim float32 unit rows in a memory-mapped Arrow file ({payload.get('file_gib', 0):.2f} GiB, fixed-size list "
+            f"{DIM}-dim float32 unit rows in a memory-mapped Arrow file ({payload.get('file_gib', 0):.2f} GiB, "
+            "fixed-size list "
             f"column) read through `datasets`; CPU {machine['cpu']}, {machine['torch_threads']} threads, load average "
             f"{machine['load_average_1_5_15']} at start (shared machine); {machine['date_utc']} UTC.",
             "",
             _common.markdown_table(header, rows),
             "",
-            "- private Δ: peak `RssAnon` above its level before the call (memory the call allocated); process private peak:",
+            "- private Δ: peak `RssAnon` above its level before the call (memory the call allocated); process private "
+            "peak:",
             "  the whole process's peak `RssAnon` (Python, torch, datasets, earlier allocations included).",
-            "- RSS Δ incl. mapped file pages: also counts the dataset's memory-mapped file pages (page cache, reclaimable).",
+            "- RSS Δ incl. mapped file pages: also counts the dataset's memory-mapped file pages (page cache, "
+            "reclaimable).",
             "- vendi_score runs on the rows already loaded in memory (their array is not counted in its peak).",
         ]
     )

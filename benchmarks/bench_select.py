@@ -56,27 +56,49 @@ def main(argv: list[str] | None = None) -> int:
     for method in args.methods:
         seconds, result = _common.timed(lambda m=method: gvendi.select(x, args.k, method=m, seed=0))
         value = gvendi.score(x[result.indices]).value
-        rows.append({"method": method, "seconds": round(seconds, 2), "gvendi": round(value, 3),
-                     "distinct_rows": int(np.unique(x[result.indices], axis=0).shape[0])})
+        rows.append(
+            {
+                "method": method,
+                "seconds": round(seconds, 2),
+                "gvendi": round(value, 3),
+                "distinct_rows": int(np.unique(x[result.indices], axis=0).shape[0]),
+            }
+        )
         print(rows[-1], flush=True)
     reference = next((r["gvendi"] for r in rows if r["method"] == "random"), None)
-    payload = {"rows": args.rows, "dim": args.dim, "k": args.k, "machine": info, "results": rows,
-               "pool_gvendi": round(gvendi.score(x).value, 3)}
+    payload = {
+        "rows": args.rows,
+        "dim": args.dim,
+        "k": args.k,
+        "machine": info,
+        "results": rows,
+        "pool_gvendi": round(gvendi.score(x).value, 3),
+    }
     table = _common.markdown_table(
         ["method", "seconds", "G-Vendi of the kept set", "vs random", "distinct kept rows"],
-        [[r["method"], r["seconds"], r["gvendi"], f"{r['gvendi'] / reference:.2f}×" if reference else "–",
-          r["distinct_rows"]] for r in rows],
+        [
+            [
+                r["method"],
+                r["seconds"],
+                r["gvendi"],
+                f"{r['gvendi'] / reference:.2f}×" if reference else "–",
+                r["distinct_rows"],
+            ]
+            for r in rows
+        ],
     )
     markdown = (
         "# Selection benchmark\n\n"
-        f"Select k = {args.k:,} of {args.rows:,} × {args.dim} unit rows (noisy copies of 2,000 directions, 25% of the rows "
+        f"Select k = {args.k:,} of {args.rows:,} × {args.dim} unit rows (noisy copies of 2,000 directions, 25% of the "
+        "rows "
         f"exact duplicates of 500 others; G-Vendi of the whole pool {payload['pool_gvendi']}); CPU {info['cpu']}, "
         f"{args.threads} threads, load average {info['load_average_1_5_15']} at start (shared machine); "
         f"{info['date_utc']} UTC. Target for greedy: ≤ 300 s.\n\n"
         f"{table}\n\n"
         f"- Command: `python benchmarks/bench_select.py --rows {args.rows} --dim {args.dim} --k {args.k} "
         f"--methods {' '.join(args.methods)}`.\n"
-        "- Seconds are wall time of `gvendi.select` alone (features already in memory); G-Vendi is scored afterwards.\n"
+        "- Seconds are wall time of `gvendi.select` alone (features already in memory); G-Vendi is scored "
+        "afterwards.\n"
     )
     _common.write_results(args.out, payload, markdown)
     return 0

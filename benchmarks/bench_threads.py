@@ -57,14 +57,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="runs of the 48-row score per setting (median kept).")
     parser.add_argument("--demo-repeats", type=int, default=1, help="runs of `gvendi demo` per setting.")
-    parser.add_argument("--skip-default-demo", action="store_true", help="skip the slow demo runs under libgomp's default.")
+    parser.add_argument(
+        "--skip-default-demo", action="store_true", help="skip the slow demo runs under libgomp's default."
+    )
     args = parser.parse_args()
 
     load_before = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     folder = Path(tempfile.mkdtemp(prefix="gvendi-threads-"))
     jobs = {
         "gvendi demo": (["demo", "--json"], args.demo_repeats),
-        "gvendi score (48 rows, tiny proxy)": (["score", str(_score_file(folder)), "--proxy", "tiny", "--json"], args.repeats),
+        "gvendi score (48 rows, tiny proxy)": (
+            ["score", str(_score_file(folder)), "--proxy", "tiny", "--json"],
+            args.repeats,
+        ),
     }
     rows, results = [], []
     for job, (command, repeats) in jobs.items():
@@ -76,8 +81,15 @@ def main() -> int:
                 times[competitor] = [_run(command, policy, competitor) for _ in range(repeats)]
                 print(f"{job} | {label} | competitor={competitor}: {times[competitor]}", flush=True)
             quiet, shared = median(times[False]), median(times[True])
-            results.append({"job": job, "policy": label, "quiet_s": times[False], "with_competitor_s": times[True],
-                            "ratio": shared / quiet})
+            results.append(
+                {
+                    "job": job,
+                    "policy": label,
+                    "quiet_s": times[False],
+                    "with_competitor_s": times[True],
+                    "ratio": shared / quiet,
+                }
+            )
             rows.append([job, label, f"{quiet:.1f}", f"{shared:.1f}", f"{shared / quiet:.2f}×"])
 
     info = machine_info()
@@ -85,12 +97,14 @@ def main() -> int:
     info["load_average_before"] = load_before
     info["load_average_after"] = info.pop("load_average_1_5_15")
     payload = {"machine": info, "repeats": {"score": args.repeats, "demo": args.demo_repeats}, "results": results}
-    table = markdown_table(["command", "OpenMP wait policy", "alone (s)", "with a competing process (s)", "ratio"], rows)
+    table = markdown_table(
+        ["command", "OpenMP wait policy", "alone (s)", "with a competing process (s)", "ratio"], rows
+    )
     markdown = f"""# CPU threads on a shared machine
 
-`python benchmarks/bench_threads.py` on {info['cpu_count']} CPU cores ({info['cpu']}), torch {info['torch']},
-{info['date_utc']} UTC, load average (1, 5, 15 min) {info['load_average_before']} before and
-{info['load_average_after']} after the run: other jobs were using the machine throughout. Wall time of a fresh process
+`python benchmarks/bench_threads.py` on {info["cpu_count"]} CPU cores ({info["cpu"]}), torch {info["torch"]},
+{info["date_utc"]} UTC, load average (1, 5, 15 min) {info["load_average_before"]} before and
+{info["load_average_after"]} after the run: other jobs were using the machine throughout. Wall time of a fresh process
 (start-up included); median of {args.repeats} runs for the score, {args.demo_repeats} for the demo. The competitor
 is one CPU-bound Python process.
 

@@ -38,6 +38,7 @@ ORDER = (
     "callback_overhead",
     "callback_overhead_small",
     "synthesis_client",
+    "synthesis_strategies",
     "threads",
     "correlation",
 )
@@ -69,10 +70,6 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _pct(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
-
-
 def real_scale_summary() -> str:
     """The real-scale targets and where the committed results put them."""
     real, toy, acc = _load("featurize_real"), _load("featurize"), _load("projection_accuracy_real")
@@ -81,52 +78,89 @@ def real_scale_summary() -> str:
     if real:
         lengths = real["speed_real"]["lengths"]
         cells = ", ".join(
-            f"{tokens} tokens {m['gvendi_factored']['ratio_to_plain']:.2f}× (frozen floor {m['frozen']['ratio_to_plain']:.2f}×)"
+            f"{tokens} tokens {m['gvendi_factored']['ratio_to_plain']:.2f}× (frozen floor "
+            f"{m['frozen']['ratio_to_plain']:.2f}×)"
             for tokens, m in lengths.items()
         )
         worst = max(m["gvendi_factored"]["ratio_to_plain"] for m in lengths.values())
-        rows.append(["default projection ≤ 1.15× a plain forward+backward at the real shape (CPU)", cells,
-                     "holds" if worst <= 1.15 else "misses"])
+        rows.append(
+            [
+                "default projection ≤ 1.15× a plain forward+backward at the real shape (CPU)",
+                cells,
+                "holds" if worst <= 1.15 else "misses",
+            ]
+        )
         slow = [(t, m) for t, m in lengths.items() if "gvendi_sketch" in m and "ratio_to_plain" in m["gvendi_sketch"]]
         for tokens, m in slow:
-            rows.append(["`sketch` and `dense` at the real shape", f"{tokens} tokens: `sketch` "
-                         f"{m['gvendi_sketch']['ratio_to_plain']:.1f}×, `dense` {m['gvendi_dense']['ratio_to_plain']:.0f}× "
-                         f"({m['gvendi_dense']['examples_per_s']:.4f} examples/s)", "reported"])
+            rows.append(
+                [
+                    "`sketch` and `dense` at the real shape",
+                    f"{tokens} tokens: `sketch` "
+                    f"{m['gvendi_sketch']['ratio_to_plain']:.1f}×, `dense` {m['gvendi_dense']['ratio_to_plain']:.0f}× "
+                    f"({m['gvendi_dense']['examples_per_s']:.4f} examples/s)",
+                    "reported",
+                ]
+            )
         long = real["speed_real"].get("long_example", {})
         if long.get("tokens"):
-            rows.append([f"peak memory of one {long['tokens']:,}-token example, reported", "; ".join(
-                f"{key}: +{v['peak_rss_delta_mb']:,.0f} MB RSS, {v['seconds']:.0f} s"
-                for key, v in long.items() if isinstance(v, dict)), "reported"])
+            rows.append(
+                [
+                    f"peak memory of one {long['tokens']:,}-token example, reported",
+                    "; ".join(
+                        f"{key}: +{v['peak_rss_delta_mb']:,.0f} MB RSS, {v['seconds']:.0f} s"
+                        for key, v in long.items()
+                        if isinstance(v, dict)
+                    ),
+                    "reported",
+                ]
+            )
     if toy and "gvendi_factored" in toy.get("speed", {}).get("methods", {}):
         methods = toy["speed"]["methods"]
-        rows.append(["default ≤ 1.33× plain on the toy-shape benchmark",
-                     f"{methods['gvendi_factored']['ratio_to_plain']:.2f}×",
-                     "holds" if methods["gvendi_factored"]["ratio_to_plain"] <= 1.33 else "misses"])
+        rows.append(
+            [
+                "default ≤ 1.33× plain on the toy-shape benchmark",
+                f"{methods['gvendi_factored']['ratio_to_plain']:.2f}×",
+                "holds" if methods["gvendi_factored"]["ratio_to_plain"] <= 1.33 else "misses",
+            ]
+        )
         dense = methods.get("gvendi_dense", {})
         if "examples_per_s" in dense:
             speedup = dense["examples_per_s"] / 0.010
-            rows.append(["`dense` ≥ 5× faster than before on the toy benchmark (0.010 examples/s on 2026-11-22)",
-                         f"{dense['examples_per_s']:.3f} examples/s ({speedup:.0f}×), {dense['ratio_to_plain']:.1f}× plain",
-                         "holds" if speedup >= 5 else "misses"])
+            rows.append(
+                [
+                    "`dense` ≥ 5× faster than before on the toy benchmark (0.010 examples/s on 2026-11-22)",
+                    f"{dense['examples_per_s']:.3f} examples/s ({speedup:.0f}×), {dense['ratio_to_plain']:.1f}× plain",
+                    "holds" if speedup >= 5 else "misses",
+                ]
+            )
     if acc:
         cells, ok = [], True
         for row in acc["results"]:
             delta = row["factored fold 128 vs dense %"]
             ok &= abs(delta) <= 3
             cells.append(f"{row['set']} {delta:+.2f}% (exact {row['exact']:.2f}, dense {row['simulated_dense']:.2f})")
-        rows.append(["default within 3% of dense at the real widths (3 seeds)", "; ".join(cells),
-                     "holds" if ok else "misses"])
+        rows.append(
+            ["default within 3% of dense at the real widths (3 seeds)", "; ".join(cells), "holds" if ok else "misses"]
+        )
     if callback:
         for variant in callback["variants"]:
-            rows.append([f"Trainer callback at the real widths ≤ {callback['target_fraction']:.0%} every step",
-                         f"{variant['projection']}: {variant['overhead_wall_fraction'] * 100:+.1f}% wall (median of "
-                         f"{callback['settings']['repeats']} paired repeats), {variant['overhead_cpu_fraction'] * 100:+.1f}% CPU",
-                         "holds" if variant["overhead_wall_fraction"] <= callback["target_fraction"] else "misses"])
-    rows.append(["≥ 150 examples/s on one GPU (24 layers, bf16, 512 tokens)",
-                 f"{gpu['examples_per_s']:.0f} examples/s" if gpu else "not measured: no GPU was lent to this work",
-                 ("holds" if gpu["examples_per_s"] >= 150 else "misses") if gpu else "open"])
-    lines = ["## Real scale: where the targets stand", "",
-             "| target | measured | status |", "| --- | --- | --- |"]
+            rows.append(
+                [
+                    f"Trainer callback at the real widths ≤ {callback['target_fraction']:.0%} every step",
+                    f"{variant['projection']}: {variant['overhead_wall_fraction'] * 100:+.1f}% wall (median of "
+                    f"{callback['settings']['repeats']} paired repeats), "
+                    f"{variant['overhead_cpu_fraction'] * 100:+.1f}% CPU",
+                    "holds" if variant["overhead_wall_fraction"] <= callback["target_fraction"] else "misses",
+                ]
+            )
+    rows.append(
+        [
+            "≥ 150 examples/s on one GPU (24 layers, bf16, 512 tokens)",
+            f"{gpu['examples_per_s']:.0f} examples/s" if gpu else "not measured: no GPU was lent to this work",
+            ("holds" if gpu["examples_per_s"] >= 150 else "misses") if gpu else "open",
+        ]
+    )
+    lines = ["## Real scale: where the targets stand", "", "| target | measured | status |", "| --- | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -141,10 +175,19 @@ def cost_table() -> str:
     for tokens, r in scaling["layer_scaling"].items():
         t24 = r["extrapolated_24_layers_s"]
         depths = ", ".join(f"{d}: {s:.2f}" for d, s in r["seconds_per_example"].items())
-        rows.append([tokens, depths, f"{r['per_layer_s']:.3f}", f"{r['fixed_s']:.2f}", f"{t24:.1f}",
-                     *(f"{n * t24 / 3600:,.1f}" for n in (10_000, 100_000, 1_000_000))])
+        rows.append(
+            [
+                tokens,
+                depths,
+                f"{r['per_layer_s']:.3f}",
+                f"{r['fixed_s']:.2f}",
+                f"{t24:.1f}",
+                *(f"{n * t24 / 3600:,.1f}" for n in (10_000, 100_000, 1_000_000)),
+            ]
+        )
     lines = [
-        "| tokens per example | s/example by depth | s per layer | fixed s (embedding, LM head) | 24 layers, s/example "
+        "| tokens per example | s/example by depth | s per layer | fixed s (embedding, LM head) | 24 layers, "
+        "s/example "
         "| 10k examples (h) | 100k (h) | 1M (h) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -156,19 +199,22 @@ def cost_section() -> str:
     table = cost_table()
     if not table:
         return ""
-    return "\n".join([
-        "## What scoring costs with the paper's proxy (CPU)",
-        "",
-        "Seconds per example of the default projection with the paper's widths and vocabulary at several depths, "
-        "timed interleaved in one process (`featurize_real_layers.json`; each layer adds the same work, the "
-        "embedding and LM head are the fixed part), extrapolated linearly to the proxy's 24 layers, on this "
-        "shared 2-core CPU (2 threads). A GPU is the machine for more than a "
-        "few thousand examples (`benchmarks/bench_gpu.py`; not yet measured here). Use the default `factored` "
-        "everywhere; `sketch` only to cross-check at small widths, `dense` only as the paper-faithful reference on "
-        "small sets.",
-        "",
-        table,
-    ])
+    return "\n".join(
+        [
+            "## What scoring costs with the paper's proxy (CPU)",
+            "",
+            "Seconds per example of the default projection with the paper's widths and vocabulary at several depths, "
+            "timed interleaved in one process (`featurize_real_layers.json`; each layer adds the same work, the "
+            "embedding and LM head are the fixed part), extrapolated linearly to the proxy's 24 layers, on this "
+            "shared 2-core CPU (2 threads). A GPU is the machine for more than a "
+            "few thousand examples (`benchmarks/bench_gpu.py`; not yet measured here). Use the default `factored` "
+            "everywhere; `sketch` only to cross-check at small widths, `dense` only as the paper-faithful reference "
+            "on "
+            "small sets.",
+            "",
+            table,
+        ]
+    )
 
 
 def _tables(name: str) -> str:
@@ -192,9 +238,13 @@ def real_claim() -> str:
         return "(not measured yet)"
     ratios = [m["gvendi_factored"]["ratio_to_plain"] for m in real["speed_real"]["lengths"].values()]
     errors = [abs(row["factored fold 128 vs dense %"]) for row in acc["results"]]
-    sketch = [m["gvendi_sketch"]["ratio_to_plain"] for m in real["speed_real"]["lengths"].values() if "gvendi_sketch" in m]
-    text = (f"at the paper's proxy widths it runs at {min(ratios):.2f}–{max(ratios):.2f}× a plain forward+backward and "
-            f"reads within {max(errors):.1f}% of a dense projection")
+    sketch = [
+        m["gvendi_sketch"]["ratio_to_plain"] for m in real["speed_real"]["lengths"].values() if "gvendi_sketch" in m
+    ]
+    text = (
+        f"at the paper's proxy widths it runs at {min(ratios):.2f}–{max(ratios):.2f}× a plain forward+backward and "
+        f"reads within {max(errors):.1f}% of a dense projection"
+    )
     return text + (f" (`sketch`: {max(sketch):.0f}× there)" if sketch else "")
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -222,9 +221,3 @@ class BergsonMethod:
             for p in self.model.parameters():
                 p.requires_grad_(saved[id(p)])
         return _unit(torch.cat(rows))
-
-
-@dataclass
-class MethodSpec:
-    key: str
-    label: str

@@ -143,28 +143,44 @@ def cases(tmp: Path):
     yield "score q='2'", lambda: _expect_error(lambda: score(x, q="2"), "q")
     yield "score []", lambda: _expect_error(lambda: score([]), "0 rows")
     yield "score complex rows (fuzz)", lambda: _expect_error(lambda: score(x[:4] + 1j * x[:4]), "complex")
-    yield "score numeric string in a row (fuzz)", lambda: _expect_error(lambda: score([[1.0, 2.0], [3.0, "3"]]), "text")
+    yield (
+        "score numeric string in a row (fuzz)",
+        lambda: _expect_error(lambda: score([[1.0, 2.0], [3.0, "3"]]), "text"),
+    )
 
     def m(**kw):
         return module().compute(**kw)
 
     common = {"proxy": "tiny", "dim": 32}
-    yield "compute 3 prompts 1 completion", lambda: _expect_error(
-        lambda: m(prompts=["a", "b", "c"], completions=["d"], **common), "completions"
+    yield (
+        "compute 3 prompts 1 completion",
+        lambda: _expect_error(lambda: m(prompts=["a", "b", "c"], completions=["d"], **common), "completions"),
     )
-    yield "compute seed=1.7", lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], seed=1.7, **common), "seed")
-    yield "compute seed='abc'", lambda: _expect_error(
-        lambda: m(prompts=["a"], completions=["b"], seed="abc", **common), "seed"
+    yield (
+        "compute seed=1.7",
+        lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], seed=1.7, **common), "seed"),
     )
-    yield "compute seed=None", lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], seed=None, **common), "seed")
-    yield "compute integer completions", lambda: _expect_error(
-        lambda: m(prompts=["a", "b"], completions=[4, 5], **common), "completions"
+    yield (
+        "compute seed='abc'",
+        lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], seed="abc", **common), "seed"),
     )
-    yield "compute features= and prompts=", lambda: _expect_error(
-        lambda: m(features=[[1.0, 0.0]], prompts=["a"]), "prompts"
+    yield (
+        "compute seed=None",
+        lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], seed=None, **common), "seed"),
+    )
+    yield (
+        "compute integer completions",
+        lambda: _expect_error(lambda: m(prompts=["a", "b"], completions=[4, 5], **common), "completions"),
+    )
+    yield (
+        "compute features= and prompts=",
+        lambda: _expect_error(lambda: m(features=[[1.0, 0.0]], prompts=["a"]), "prompts"),
     )
     yield "compute features=[]", lambda: _expect_error(lambda: m(features=[]), "features")
-    yield "compute q=-1 with texts", lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], q=-1, **common), "q")
+    yield (
+        "compute q=-1 with texts",
+        lambda: _expect_error(lambda: m(prompts=["a"], completions=["b"], q=-1, **common), "q"),
+    )
 
     def failed_add_batch_then_compute():
         mod = module()
@@ -178,22 +194,40 @@ def cases(tmp: Path):
 
     feat = tiny
 
-    yield "featurize unequal columns", lambda: _expect_error(
-        lambda: feat().featurize({"prompt": ["a", "b", "c"], "completion": ["d"]}), "completion"
+    yield (
+        "featurize unequal columns",
+        lambda: _expect_error(
+            lambda: feat().featurize({"prompt": ["a", "b", "c"], "completion": ["d"]}), "completion"
+        ),
     )
-    yield "featurize out-of-vocab input_ids", lambda: _expect_error(
-        lambda: feat().featurize({"input_ids": [[1, 2, 10**7]], "labels": [[-100, 2, 10**7]]}), "input_ids"
+    yield (
+        "featurize out-of-vocab input_ids",
+        lambda: _expect_error(
+            lambda: feat().featurize({"input_ids": [[1, 2, 10**7]], "labels": [[-100, 2, 10**7]]}), "input_ids"
+        ),
     )
-    yield "featurize chat message missing content", lambda: _expect_error(
-        lambda: GradientFeaturizerChat().featurize({"messages": [[{"role": "user"}, {"role": "assistant", "content": "x"}]]}),
-        "content",
+    yield (
+        "featurize chat message missing content",
+        lambda: _expect_error(
+            lambda: GradientFeaturizerChat().featurize(
+                {"messages": [[{"role": "user"}, {"role": "assistant", "content": "x"}]]}
+            ),
+            "content",
+        ),
     )
 
-    yield "featurize lone surrogate in text (fuzz)", lambda: _expect_error(
-        lambda: feat().featurize([{"prompt": "p", "completion": "bad \ud800 text"}]), "completion"
+    yield (
+        "featurize lone surrogate in text (fuzz)",
+        lambda: _expect_error(
+            lambda: feat().featurize([{"prompt": "p", "completion": "bad \ud800 text"}]), "completion"
+        ),
     )
-    yield "featurize chat opening with the assistant (fuzz)", lambda: _expect_error(
-        lambda: GradientFeaturizerChat().featurize({"messages": [[{"role": "assistant", "content": "x"}]]}), "messages"
+    yield (
+        "featurize chat opening with the assistant (fuzz)",
+        lambda: _expect_error(
+            lambda: GradientFeaturizerChat().featurize({"messages": [[{"role": "assistant", "content": "x"}]]}),
+            "messages",
+        ),
     )
 
     def long_completion():
@@ -256,7 +290,11 @@ def cases(tmp: Path):
         except (ValueError, TypeError) as exc:
             message = str(exc)
             # ds[5] is the bad row; without indices the message must say its number is counted within the batch
-            ok = "row 5" in message if with_indices else ("row 1" in message and "within this Dataset.map batch" in message)
+            ok = (
+                "row 5" in message
+                if with_indices
+                else ("row 1" in message and "within this Dataset.map batch" in message)
+            )
             return ("clear" if ok else "wrong", message.splitlines()[0][:140])
         except Exception as exc:  # noqa: BLE001
             return ("traceback", f"{type(exc).__name__}: {str(exc)[:120]}")
@@ -270,13 +308,17 @@ def cases(tmp: Path):
     yield "cli score empty .jsonl", lambda: _cli(["score", str(empty), "--proxy", "tiny", "--dim", "8"], "0 rows")
     data = tmp / "data.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p{i}", "completion": f"c {i}"}) + "\n" for i in range(4)))
-    yield "cli score --q inf --json", lambda: _cli(
-        ["score", str(data), "--proxy", "tiny", "--dim", "8", "--q", "inf", "--json"], want_json=True
+    yield (
+        "cli score --q inf --json",
+        lambda: _cli(["score", str(data), "--proxy", "tiny", "--dim", "8", "--q", "inf", "--json"], want_json=True),
     )
     yield "cli score --device tpu", lambda: _cli(["score", str(data), "--proxy", "tiny", "--device", "tpu"], "device")
     ints = tmp / "ints.jsonl"
     ints.write_text("".join(json.dumps({"prompt": f"p{i}", "completion": i}) + "\n" for i in range(3)))
-    yield "cli score integer completions", lambda: _cli(["score", str(ints), "--proxy", "tiny", "--dim", "8"], "completion")
+    yield (
+        "cli score integer completions",
+        lambda: _cli(["score", str(ints), "--proxy", "tiny", "--dim", "8"], "completion"),
+    )
     yield "cli score --q -1", lambda: _cli(["score", str(data), "--proxy", "tiny", "--dim", "8", "--q", "-1"], "q")
 
 
@@ -297,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 outcome, detail = run()
             except Exception as exc:  # noqa: BLE001
-                outcome, detail = "traceback", f"{type(exc).__name__}: {str(exc).splitlines()[0][:140] if str(exc) else ''}"
+                outcome, detail = (
+                    "traceback",
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:140] if str(exc) else ''}",
+                )
             rows.append({"case": name, "outcome": outcome, "detail": detail})
             print(f"{outcome:9}  {name}: {detail}", flush=True)
     tally = Counter(row["outcome"] for row in rows)

@@ -15,6 +15,7 @@ from . import _evaluate_hook  # noqa: F401,E402  (lets evaluate.load("gvendi") f
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "AccumulatorSet": "accumulators",
     "KMeansResult": "cluster",
     "assign_clusters": "cluster",
     "sparse_clusters": "cluster",
@@ -46,6 +47,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
+    from .accumulators import AccumulatorSet
     from .cluster import KMeansResult, assign_clusters, sparse_clusters, spherical_kmeans
     from .comparison import ComparisonResult, compare
     from .featurizer import GradientFeaturizer
@@ -59,6 +61,7 @@ if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
     from .vendi import GVendiResult, VendiAccumulator, score
 
 __all__ = [
+    "AccumulatorSet",
     "ComparisonResult",
     "ContributionResult",
     "CountSketchProjector",

@@ -38,18 +38,26 @@ def default_blocks(dim: int) -> int:
 class BootstrapAccumulator:
     """Streams unit rows into per-block ``k×k`` moments for bootstrap resampling.
 
+    The state is a sum (rows, or block sums and counts), so it merges across shards and ranks
+    (:meth:`merge`, :func:`gvendi.distributed.reduce_bootstrap`) and round-trips through :meth:`state_dict`, the
+    random generator's position included: a restored accumulator assigns later rows as the original would have.
+
     Args:
         dim (`int`): feature dimension k.
-        n_blocks (`int`, *optional*): blocks kept (default :func:`default_blocks`); while at most this many rows have
-            arrived each row is its own block.
+        n_blocks (`int`, *optional*): blocks kept (default :func:`default_blocks`); while at most ``exact_rows`` rows
+            have arrived each row is its own block.
         seed (`int`, *optional*, defaults to 0): seeds the assignment of rows to blocks.
+        exact_rows (`int`, *optional*, defaults to ``n_blocks``): rows kept as their own blocks before they are pooled
+            (more than ``n_blocks`` only makes sense for a state that is merged into another one, e.g. a rank's rows
+            since the last cross-rank sum).
     """
 
-    def __init__(self, dim: int, *, n_blocks: int | None = None, seed: int = 0):
+    def __init__(self, dim: int, *, n_blocks: int | None = None, seed: int = 0, exact_rows: int | None = None):
         self.dim = int(dim)
         self.n_blocks = int(n_blocks) if n_blocks is not None else default_blocks(self.dim)
         if self.n_blocks < 2:
             raise ValueError(f"n_blocks must be ≥ 2 (got {n_blocks}).")
+        self.exact_rows = self.n_blocks if exact_rows is None else int(exact_rows)
         self._rng = np.random.default_rng(seed)
         self._rows: list[torch.Tensor] = []
         self._moments: torch.Tensor | None = None  # [B,k,k]
@@ -72,7 +80,7 @@ class BootstrapAccumulator:
 
     def update(self, unit_rows: torch.Tensor) -> BootstrapAccumulator:
         """Add (n, k) float64 unit rows (already checked and normalised, as `VendiAccumulator` keeps them)."""
-        if self._moments is None and self.count + unit_rows.shape[0] <= self.n_blocks:
+        if self._moments is None and self.count + unit_rows.shape[0] <= self.exact_rows:
             self._rows.append(unit_rows)
         else:
             if self._moments is None:
@@ -85,6 +93,80 @@ class BootstrapAccumulator:
     def exact(self) -> bool:
         """Whether every row is its own block (the ordinary bootstrap)."""
         return self._moments is None
+
+    def rows(self) -> torch.Tensor:
+        """The kept unit rows [count, k] (only while :attr:`exact`)."""
+        if self._moments is not None:
+            raise ValueError("the rows were pooled into blocks; only their block sums are kept.")
+        return torch.cat(self._rows) if self._rows else torch.zeros(0, self.dim, dtype=torch.float64)
+
+    def block_sums(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(S_b, N_b)``: the [B,k,k] block sums and (B,) counts, pooling kept rows into blocks first."""
+        if self._moments is None:
+            self._to_blocks()
+        return self._moments, torch.from_numpy(self._counts)
+
+    def merge(self, other: BootstrapAccumulator) -> BootstrapAccumulator:
+        """Add another state: its kept rows are assigned to this state's blocks as if they arrived here; its blocks
+        are added block by block (exact: the states are sums; ``other`` is unchanged)."""
+        if not isinstance(other, BootstrapAccumulator) or other.dim != self.dim:
+            raise ValueError(f"can only merge a BootstrapAccumulator of dim {self.dim}, got {other!r}.")
+        if other.exact:
+            if other.count:
+                self.update(other.rows())
+            return self
+        if other.n_blocks != self.n_blocks:
+            raise ValueError(f"cannot merge bootstrap states of {other.n_blocks} and {self.n_blocks} blocks.")
+        if self._moments is None:
+            self._to_blocks()
+        self._moments += other._moments
+        self._counts += other._counts
+        self.count += other.count
+        return self
+
+    @classmethod
+    def from_rows(cls, rows: torch.Tensor, *, n_blocks: int) -> BootstrapAccumulator:
+        """A state keeping ``rows`` ([n,k] float64 unit rows) as their own blocks (however many)."""
+        acc = cls(rows.shape[1], n_blocks=n_blocks, exact_rows=max(n_blocks, rows.shape[0]))
+        acc._rows, acc.count = ([rows] if rows.shape[0] else []), int(rows.shape[0])
+        return acc
+
+    @classmethod
+    def from_blocks(cls, moments: torch.Tensor, counts: torch.Tensor) -> BootstrapAccumulator:
+        """A state of block sums ``moments`` [B,k,k] over ``counts`` (B,) rows each."""
+        acc = cls(moments.shape[-1], n_blocks=moments.shape[0])
+        acc._moments = moments.to(torch.float64).clone()
+        acc._counts = np.asarray(counts, dtype=np.int64).copy()
+        acc.count = int(acc._counts.sum())
+        return acc
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rows or block sums, counts and the generator's position (tensors and plain values, for ``torch.save``)."""
+        return {
+            "dim": self.dim,
+            "n_blocks": self.n_blocks,
+            "exact_rows": self.exact_rows,
+            "count": self.count,
+            "rows": self.rows().clone() if self.exact else None,
+            "moments": None if self.exact else self._moments.clone(),
+            "counts": None if self.exact else torch.from_numpy(self._counts.copy()),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> BootstrapAccumulator:
+        if state["moments"] is None:
+            acc = cls.from_rows(torch.as_tensor(state["rows"], dtype=torch.float64), n_blocks=int(state["n_blocks"]))
+        else:
+            acc = cls.from_blocks(torch.as_tensor(state["moments"]), torch.as_tensor(state["counts"]).numpy())
+        acc.exact_rows = int(state["exact_rows"])
+        acc._rng.bit_generator.state = state["rng"]
+        return acc
+
+    def __repr__(self) -> str:
+        return (
+            f"BootstrapAccumulator(dim={self.dim}, n_blocks={self.n_blocks}, count={self.count}, exact={self.exact})"
+        )
 
     def resampled_moments(self, n_boot: int, rng: np.random.Generator, chunk: int = 0) -> Any:
         """Yield ``(S*, N*)`` batches: [c,k,k] reweighted moments and their (c,) row counts, ``n_boot`` in all."""
@@ -116,7 +198,7 @@ class BootstrapAccumulator:
 def vendi_of_moments(moments: torch.Tensor, counts: Any, *, q: float = 1.0) -> list[float]:
     """Vendi Scores of summed second moments ``S`` [r,k,k] of ``counts`` (r,) unit rows each (clamped into
     ``[1, min(N, k)]``), from one batched eigensolve."""
-    from .vendi import vendi_from_eigenvalues
+    from .vendi import clamp_vendi, vendi_from_eigenvalues
 
     counts = np.asarray(counts, dtype=np.float64).reshape(-1)
     if (counts <= 0).any():
@@ -124,7 +206,7 @@ def vendi_of_moments(moments: torch.Tensor, counts: Any, *, q: float = 1.0) -> l
     scaled = (moments + moments.transpose(-1, -2)) / (2.0 * torch.from_numpy(counts)[:, None, None])
     spectra = torch.linalg.eigvalsh(scaled).numpy()
     dim = moments.shape[-1]
-    return [min(max(vendi_from_eigenvalues(np.clip(v, 0.0, None), q), 1.0), float(min(c, dim))) for v, c in zip(spectra, counts)]
+    return [clamp_vendi(vendi_from_eigenvalues(np.clip(v, 0.0, None), q), c, dim) for v, c in zip(spectra, counts)]
 
 
 def bootstrap_interval(replicates: np.ndarray, level: float, estimate: float) -> tuple[float, float]:

@@ -117,10 +117,12 @@ def spherical_kmeans(
 
     Initialisation is k-means++ on cosine distance, seeded, run on a random subsample of ``init_sample`` rows
     (default ``max(16·K, 8192)``; all rows when N is smaller): k-means++ takes K sequential passes over its rows, which
-    would dominate on large pools, and Lloyd's iterations wash out the difference. An emptied cluster is re-seeded with the
-    row farthest from its centroid, so every cluster stays non-empty while N ≥ K. Runs on a GPU when one is present.
+    would dominate on large pools, and Lloyd's iterations wash out the difference. An emptied cluster is re-seeded with
+    the row farthest from its centroid, so every cluster stays non-empty while N ≥ K. Runs on a GPU when one is
+    present.
     On large problems, where bf16 products are fast (recent GPUs, CPUs with AVX512-BF16 or AMX), similarities are
-    screened in bf16 and the close calls re-scored in fp32, so assignments equal the fp32 ones (see ``_nearest_exact``).
+    screened in bf16 and the close calls re-scored in fp32, so assignments equal the fp32 ones (see
+    ``_nearest_exact``).
 
     Args:
         features (`np.ndarray` or `torch.Tensor`): (N, dim) rows; unit-normalised inside.

@@ -115,8 +115,10 @@ def compare(
     rows = [_unit_features(f, torch.float64) for f in feature_sets]
     dims = {r.shape[1] for r in rows}
     if len(dims) != 1:
-        raise ValueError(f"feature sets have different dims {[r.shape[1] for r in rows]}: featurize them with the same "
-                         "proxy, projection and dim.")
+        raise ValueError(
+            f"feature sets have different dims {[r.shape[1] for r in rows]}: featurize them with the same "
+            "proxy, projection and dim."
+        )
     moments = [r.T @ r for r in rows]  # [k,k] each
     counts = [float(r.shape[0]) for r in rows]
     own, union, adds = _quantities(moments, counts)
@@ -128,8 +130,10 @@ def compare(
     union_record: dict[str, Any] = {"num_samples": int(sum(counts)), "gvendi": union}
     if ci is not None:
         # a set given twice is one sample, not two: identical sets share one resampler and its draws
-        first_of = [next(j for j in range(i + 1) if counts[j] == counts[i] and torch.equal(moments[j], moments[i]))
-                    for i in range(len(rows))]
+        first_of = [
+            next(j for j in range(i + 1) if counts[j] == counts[i] and torch.equal(moments[j], moments[i]))
+            for i in range(len(rows))
+        ]
         resamplers = {j: BootstrapAccumulator(rows[j].shape[1], seed=seed + j).update(rows[j]) for j in set(first_of)}
         rng = np.random.default_rng(seed)
         draws = []

@@ -113,7 +113,9 @@ def exact_gradient_gram(
                     return replaced
 
                 for name, module in modules:
-                    handles.append(module.register_forward_hook(lambda m, i, o, name=name: forward_hook(m, i, o, name)))
+                    handles.append(
+                        module.register_forward_hook(lambda m, i, o, name=name: forward_hook(m, i, o, name))
+                    )
                 try:
                     ids = torch.tensor([examples[i].input_ids for i in chunk], device=device)
                     labels = torch.tensor([examples[i].labels for i in chunk], device=device)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -13,10 +11,10 @@ import numpy as np
 import torch
 
 from . import __version__
+from .config import GVendiConfig, features_fingerprint, field_names
 from .gradients import GradientCollector, per_example_loss
-from .projection import DEFAULT_PROJECTION, PROJECTIONS, Projector, make_projector
+from .projection import DEFAULT_FOLD, Projector, make_projector
 from .proxy import (
-    DEFAULT_PROXY,
     IGNORE_INDEX,
     EncodedExample,
     LoadedProxy,
@@ -35,26 +33,22 @@ __all__ = ["GradientFeaturizer"]
 
 logger = logging.getLogger(__name__)
 
-TRUNCATION_POLICIES = ("truncate", "error")
-# padded tokens per forward/backward pass; a batch of long rows is split below batch_size to stay under this
-DEFAULT_MAX_BATCH_TOKENS = 16384
 
 # Live featurizers by fingerprint, so a pickled featurizer (Dataset.map workers, fingerprint hashing) stays small
 # and a forked worker reuses the parent's model instead of reloading it.
 _LIVE: dict[str, GradientFeaturizer] = {}
 
 
-def _rebuild(config: dict[str, Any], fingerprint: str) -> GradientFeaturizer:
+def _rebuild(config: dict[str, Any], proxy_object: bool, fingerprint: str) -> GradientFeaturizer:
     live = _LIVE.get(fingerprint)
     if live is not None:
         return live
-    if config.get("proxy_object"):
+    if proxy_object:
         raise RuntimeError(
             "this GradientFeaturizer wraps a model object that does not exist in this process (spawned worker?); "
             "build it from a Hub id or a local path, or use num_proc=None."
         )
-    kwargs = {k: v for k, v in config.items() if k not in {"proxy_object", "gvendi_version", "proxy_digest"}}
-    return GradientFeaturizer(**kwargs)
+    return GradientFeaturizer(config=GVendiConfig(**config))
 
 
 class Throughput(NamedTuple):
@@ -83,12 +77,19 @@ class GradientFeaturizer:
     Each example's feature is ``P g / ‖P g‖`` where ``g`` is the gradient, over all proxy parameters, of the mean
     cross-entropy on its completion tokens, and ``P`` a seeded random projection to ``dim``.
 
-    Constructing one checks every argument and loads the proxy's tokenizer; the model itself loads on first use, so a
-    ``Dataset.map`` that finds its cached result (same fingerprint) never loads it.
+    Constructing one checks every argument (through :class:`gvendi.config.GVendiConfig`) and loads the proxy's
+    tokenizer; the model itself loads on first use, so a ``Dataset.map`` that finds its cached result (same
+    ``fingerprint``) never loads it. ``fingerprint`` changes with anything that changes the features (proxy content,
+    revision, projection, fold, seed, dim, columns, max length, formatting, the gvendi version), never with batch size
+    or device.
+
+    The settings are the fields of a `GVendiConfig`: pass one as ``config=``, or its fields as keyword arguments (they
+    override ``config``'s). ``featurizer.config`` is the resolved configuration, recorded in ``provenance``.
 
     Args:
         proxy: Hub id, local folder, ``"tiny"`` (bundled demo proxy) or a loaded model (then pass ``tokenizer``).
             Defaults to ``Qwen/Qwen2.5-0.5B-Instruct``, the paper's proxy.
+        config (`GVendiConfig`, *optional*): every setting below in one object.
         tokenizer: the proxy's tokenizer (only needed with a model object).
         revision (`str`, *optional*): Hub revision of the proxy.
         dim (`int`, *optional*, defaults to 1024): feature dimension k.
@@ -97,7 +98,9 @@ class GradientFeaturizer:
             a dense projection at the paper's proxy widths, ~0.9× a plain forward+backward); ``"sketch"``
             CountSketches each layer's per-example gradient (as accurate, but it forms vocabulary × hidden elements
             per example at the LM head: ~25× slower at the real vocabulary); ``"dense"`` is the paper's dense
-            Rademacher projection (the slow reference). A `Projector` instance is used as given.
+            Rademacher projection (the slow reference). A `Projector` instance is used as given (its seed and fold
+            are the ones recorded; a contradicting ``seed=`` is refused).
+        fold (`int`, *optional*, defaults to 128): ``"factored"`` only, the buckets a matrix side is folded to.
         seed (`int`, *optional*, defaults to 0): projection seed.
         prompt_column (`str`, *optional*, defaults to ``"prompt"``): the prompt text column.
         completion_column (`str`, *optional*, defaults to ``"completion"``): the completion text column.
@@ -126,107 +129,115 @@ class GradientFeaturizer:
 
     def __init__(
         self,
-        proxy: Any = DEFAULT_PROXY,
+        proxy: Any = None,
         *,
+        config: GVendiConfig | None = None,
         tokenizer: Any = None,
-        revision: str | None = None,
-        dim: int = 1024,
-        projection: str = DEFAULT_PROJECTION,
-        seed: int = 0,
-        prompt_column: str = "prompt",
-        completion_column: str = "completion",
-        messages_column: str | None = None,
-        output_column: str = "gvendi_grad",
-        max_length: int | None = None,
-        batch_size: int = 8,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
-        use_chat_template: bool | None = None,
+        projection: str | Projector | None = None,
         show_progress: bool = True,
-        truncation: str = "truncate",
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        **settings: Any,
     ):
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"dim must be an integer ≥ 1 (got dim={dim!r}); the paper uses dim=1024.")
-        if not isinstance(projection, Projector) and projection not in PROJECTIONS:
-            raise ValueError(
-                f"unknown projection {projection!r}: choose one of {list(PROJECTIONS)} "
-                "('factored' is the default, 'sketch' the per-layer CountSketch, 'dense' the paper's slow reference)."
+        if config is not None and not isinstance(config, GVendiConfig):
+            raise TypeError(f"config must be a GVendiConfig (got {type(config).__name__}); or pass its fields as "
+                            "keyword arguments.")
+        instance = projection if isinstance(projection, Projector) else None
+        model = proxy if isinstance(proxy, torch.nn.Module) else None
+        if model is None and proxy is not None:
+            settings["proxy"] = proxy
+        if projection is not None and instance is None:
+            settings["projection"] = projection
+        if instance is not None:  # the projector's own settings are the ones recorded
+            seed = settings.pop("seed", None)
+            if seed is not None and seed != instance.seed:
+                raise ValueError(
+                    f"seed={seed!r} contradicts the projector handed over (its seed is {instance.seed}); pass "
+                    f"seed={instance.seed} or no seed, or build the projector with the seed you want."
+                )
+            settings.update(projection=instance.name, seed=instance.seed)
+            if "fold" in settings and settings["fold"] != getattr(instance, "fold", settings["fold"]):
+                raise ValueError(f"fold={settings['fold']!r} contradicts the projector handed over (its fold is "
+                                 f"{instance.fold}).")
+            if hasattr(instance, "fold"):
+                settings["fold"] = instance.fold
+            settings.setdefault("dim", instance.dim)
+        if model is not None:
+            settings.pop("proxy", None)
+        unknown = set(settings) - set(field_names())
+        if unknown:
+            raise TypeError(
+                f"GradientFeaturizer got unexpected argument(s) {sorted(unknown)}; it takes proxy, config, tokenizer, "
+                f"show_progress and the GVendiConfig fields {field_names()}."
             )
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer ≥ 1 (got {batch_size!r}).")
-        if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
-            raise ValueError(f"max_length must be an integer ≥ 2 or None (got {max_length!r}).")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an integer (got seed={seed!r}); the projection is seeded by it.")
-        if truncation not in TRUNCATION_POLICIES:
-            raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES} (got {truncation!r}).")
-        if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
-            raise ValueError(f"max_batch_tokens must be an integer ≥ 1 (got {max_batch_tokens!r}).")
-        self._device_setting = resolve_device(device)  # a CUDA device on a CPU-only torch fails here, not later
-        self._dtype = resolve_dtype(dtype, self._device_setting)
-        self._revision = revision
-        if isinstance(proxy, torch.nn.Module):  # already in memory: nothing to defer
+        if config is None:
+            config = GVendiConfig(**settings)
+        elif settings:
+            config = config.replace(**settings)
+        self.config = config
+        self._device_setting = resolve_device(config.device)
+        self._dtype = resolve_dtype(config.dtype, self._device_setting)
+        self._revision = config.revision
+        if model is not None:  # already in memory: nothing to defer
             self._loaded: LoadedProxy | None = load_proxy(
-                proxy, tokenizer=tokenizer, revision=revision, device=self._device_setting, dtype=self._dtype
+                model, tokenizer=tokenizer, revision=config.revision, device=self._device_setting, dtype=self._dtype
             )
             self._proxy_source, self.tokenizer = None, self._loaded.tokenizer
             name, resolved_revision, digest = self._loaded.name, self._loaded.revision, self._loaded.digest
         else:  # the model loads on first use, so a Dataset.map that hits its cache never loads it
             self._loaded = None
-            self._proxy_source = proxy
-            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(proxy, revision=revision)
-            name, resolved_revision, digest = proxy_identity(proxy, revision=revision)
+            self._proxy_source = config.proxy
+            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.proxy, revision=config.revision)
+            name, resolved_revision, digest = proxy_identity(config.proxy, revision=config.revision)
         self._identity = {"proxy": name, "proxy_revision": resolved_revision, "proxy_digest": digest}
-        self.dim = dim
-        self.projection = projection.name if isinstance(projection, Projector) else projection
-        self.seed = int(seed)
-        self.prompt_column = prompt_column
-        self.completion_column = completion_column
-        self.messages_column = messages_column
-        self.output_column = output_column
-        self._context: int | None | bool = False  # the proxy's context window, read when the model first loads
-        self.max_length = max_length
-        self.truncation = truncation
-        self.max_batch_tokens = max_batch_tokens
-        self.batch_size = batch_size
         self.show_progress = show_progress
         self.throughput: Throughput | None = None  # of the last featurize call
+        self._context: int | None | bool = False  # the proxy's context window, read when the model first loads
+        use_chat_template = config.use_chat_template
         if use_chat_template is None:
             use_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = use_chat_template
-        self.projector = make_projector(projection, dim, seed)
-        self._config = {
-            "proxy": str(proxy) if not isinstance(proxy, torch.nn.Module) else name,
-            "proxy_object": isinstance(proxy, torch.nn.Module),
-            "proxy_digest": digest,
-            "revision": resolved_revision,
-            "dim": dim,
-            "projection": projection,
-            "seed": self.seed,
-            "prompt_column": prompt_column,
-            "completion_column": completion_column,
-            "messages_column": messages_column,
-            "output_column": output_column,
-            "max_length": max_length,
-            "truncation": truncation,
-            "batch_size": batch_size,
-            "use_chat_template": use_chat_template,
-            "gvendi_version": __version__,
-        }
+        self.projector = instance if instance is not None else make_projector(
+            config.projection, config.dim, config.seed, fold=config.fold
+        )
+        self._proxy_object = model is not None
+        self._proxy_name = name if model is not None else config.proxy
+        self._digest = digest
+        self._resolved_revision = resolved_revision
+        self._instance = instance is not None
         self._rank_device: torch.device | None = None
+        self.fingerprint = features_fingerprint(
+            config,
+            proxy=self._proxy_name,
+            proxy_digest=digest,
+            revision=resolved_revision,
+            use_chat_template=use_chat_template,
+            # the name, as gvendi 0.1.0 recorded it, unless the projector is not the one the name builds by default
+            projection=self.projector.config() if self._instance or config.fold != DEFAULT_FOLD else config.projection,
+            version=__version__,
+        )
         _LIVE[self.fingerprint] = self
 
-    # identity ------------------------------------------------------------------------------------------------
-    @property
-    def fingerprint(self) -> str:
-        """Changes with anything that changes the features: proxy (content), revision, projection, seed, dim,
-        columns, max length, formatting and the gvendi version. Batch size and device do not."""
-        relevant = {k: v for k, v in self._config.items() if k not in {"batch_size", "proxy_object"}}
-        if isinstance(relevant["projection"], Projector):  # an instance: its settings, not its address
-            relevant["projection"] = self.projector.config()
-        return hashlib.blake2b(json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
+    # the settings, read from the config (the config is the one place they live)
+    dim = property(lambda self: self.config.dim)
+    seed = property(lambda self: self.config.seed)
+    projection = property(lambda self: self.config.projection)
+    prompt_column = property(lambda self: self.config.prompt_column)
+    completion_column = property(lambda self: self.config.completion_column)
+    messages_column = property(lambda self: self.config.messages_column)
+    output_column = property(lambda self: self.config.output_column)
+    max_length = property(lambda self: self.config.max_length)
+    truncation = property(lambda self: self.config.truncation)
+    max_batch_tokens = property(lambda self: self.config.max_batch_tokens)
 
+    @property
+    def batch_size(self) -> int:
+        """Examples per forward/backward pass (``config.batch_size``); setting it does not change the features."""
+        return self.config.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.config = self.config.replace(batch_size=value)
+
+    # identity ------------------------------------------------------------------------------------------------
     @property
     def provenance(self) -> dict[str, Any]:
         """What produced the features: proxy id, revision and digest, projection, dim, seed, gvendi version."""
@@ -234,6 +245,7 @@ class GradientFeaturizer:
             **self._identity,
             **self.projector.config(),
             "gvendi_version": __version__,
+            "config": self.config.to_dict(),
         }
 
     @property
@@ -255,7 +267,7 @@ class GradientFeaturizer:
         return self.loaded.model
 
     def __reduce__(self):
-        return (_rebuild, ({k: v for k, v in self._config.items()}, self.fingerprint))
+        return (_rebuild, (self.config.to_dict(), self._proxy_object, self.fingerprint))
 
     def features(self, base: Any = None) -> Any:
         """`datasets.Features` of ``base`` plus the fixed-length float32 output column (for ``Dataset.map``)."""
@@ -425,14 +437,15 @@ class GradientFeaturizer:
         return features
 
     def featurize_encoded(
-        self, examples: list[EncodedExample], *, progress: Any = None, row_offset: int = 0
+        self, examples: list[EncodedExample], *, progress: Any = None, row_offset: int = 0,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Features of already-encoded examples, (N, dim) float32 unit rows, in input order (``row_offset``: index of
-        the first example in the whole data set, for messages)."""
+        the first example in the whole data set, for messages; ``batch_size``: this call's, default the config's)."""
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # less padding per batch
         out = np.zeros((len(examples), self.dim), dtype=np.float32)
         began, done, tokens = time.perf_counter(), 0, 0
-        for chunk in self._batches(order, examples):
+        for chunk in self._batches(order, examples, batch_size or self.batch_size):
             feats = self._run_bounded(chunk, examples)
             norms = feats.norm(dim=1, keepdim=True)
             bad = (norms.squeeze(1) == 0) | ~torch.isfinite(feats).all(dim=1)
@@ -449,13 +462,13 @@ class GradientFeaturizer:
                 progress.update(len(chunk))
         return out
 
-    def _batches(self, order: list[int], examples: list[EncodedExample]) -> list[list[int]]:
+    def _batches(self, order: list[int], examples: list[EncodedExample], batch_size: int) -> list[list[int]]:
         """Rows (sorted by length) in batches of at most ``batch_size`` rows and ``max_batch_tokens`` padded tokens."""
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:
             longest = len(examples[i].input_ids)  # sorted: the newest row is the longest
-            if current and (len(current) >= self.batch_size or (len(current) + 1) * longest > self.max_batch_tokens):
+            if current and (len(current) >= batch_size or (len(current) + 1) * longest > self.max_batch_tokens):
                 batches.append(current)
                 current = []
             current.append(i)
@@ -483,10 +496,11 @@ class GradientFeaturizer:
     def featurize(self, data: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Features for a list of records, a dict of columns or a `datasets.Dataset`: (N, dim) float32 unit rows.
 
-        Rows are encoded (and checked) first, so bad input fails before any compute.
+        Rows are encoded (and checked) first, so bad input fails before any compute. ``batch_size`` applies to this
+        call only (the features do not depend on it).
         """
-        if batch_size is not None:
-            self.batch_size = batch_size
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer ≥ 1 (got {batch_size!r}).")
         columns = _as_columns(data)
         n = len(next(iter(columns.values()))) if columns else 0
         if n == 0:
@@ -494,7 +508,7 @@ class GradientFeaturizer:
         examples = self.encode(columns)
         bar = progress_bar(total=n, desc="gvendi gradients", unit="ex", disable=not self.show_progress)
         try:
-            return self.featurize_encoded(examples, progress=bar)
+            return self.featurize_encoded(examples, progress=bar, batch_size=batch_size)
         finally:
             bar.close()
 

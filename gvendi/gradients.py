@@ -58,7 +58,6 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
     if not canonical:
         raise ValueError("the model has no (trainable) parameters, so it has no gradient to featurize.")
     targets: list[TargetModule] = []
-    covered: set[int] = set()
     for module_name, module in model.named_modules():
         own = {local: p for local, p in module.named_parameters(recurse=False) if id(p) in canonical}
         if not own:
@@ -75,10 +74,10 @@ def discover_targets(model: nn.Module, *, trainable_only: bool = False) -> list[
             names = ", ".join(f"{module_name}.{local}" for local in own)
             raise ValueError(
                 f"parameters {names} live on a non-leaf module ({type(module).__name__}) that gvendi cannot hook "
-                "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf module."
+                "exactly; freeze them (requires_grad=False) and use trainable_only=True, or move them into a leaf "
+                "module."
             )
         targets.append(TargetModule(module_name, module, kind, {local: canonical[id(p)] for local, p in own.items()}))
-        covered.update(id(p) for p in own.values())
     return targets
 
 
@@ -141,10 +140,18 @@ class GradientCollector:
         trainable_only (`bool`, *optional*, defaults to `False`): only parameters with ``requires_grad``.
 
     Example:
-        >>> # with GradientCollector(model, make_projector("sketch", 64)) as collector:
-        >>> #     collector.begin_batch(batch_size, token_mask)
-        >>> #     per_example_loss(model(ids).logits, labels).sum().backward()
-        >>> #     features = collector.end_batch()   # [n, 64]
+        >>> import torch
+        >>> from gvendi import load_proxy, make_projector
+        >>> model = load_proxy("tiny").model
+        >>> ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
+        >>> token_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])  # the second example's last token is padding
+        >>> with GradientCollector(model, make_projector("sketch", 64)) as collector:
+        ...     collector.begin_batch(2, token_mask)
+        ...     labels = ids.masked_fill(token_mask == 0, -100)
+        ...     per_example_loss(model(ids, attention_mask=token_mask).logits, labels).sum().backward()
+        ...     features = collector.end_batch()
+        >>> features.shape
+        torch.Size([2, 64])
     """
 
     def __init__(self, model: nn.Module, projector: Projector, *, freeze: bool = True, trainable_only: bool = False):

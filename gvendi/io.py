@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigFieldError
+
 __all__ = ["load_features", "load_table", "write_table"]
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -47,9 +49,7 @@ def _read_error(path: Path, err: Exception) -> str:
     return _first_line(err)
 
 
-def load_table(
-    source: str, *, split: str | None = None, config: str | None = None, limit: int | None = None
-) -> Any:
+def load_table(source: str, *, split: str | None = None, config: str | None = None, limit: int | None = None) -> Any:
     """Load ``source`` as a `datasets.Dataset`.
 
     Args:
@@ -70,17 +70,20 @@ def load_table(
 
     path = Path(source)
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be ≥ 1 (got {limit}).")
+        raise ConfigFieldError("limit", limit, f"{{limit}} must be ≥ 1 (got {limit}).")
     if path.suffix.lower() in _BUILDERS or path.is_dir():
         if config is not None:
-            raise ValueError(f"--config {config!r} names a Hub dataset configuration; {source!r} is local. Drop it.")
+            raise ConfigFieldError(
+                "config", config, f"{{config}} {config!r} names a Hub dataset configuration; {source!r} is local. Drop it."
+            )
     if path.suffix.lower() in _BUILDERS:
         if not path.is_file():
             raise ValueError(f"data file {source!r} does not exist; check the path (relative to {os.getcwd()}).")
         if split is not None:
-            raise ValueError(
-                f"--split {split!r} does not apply to {source!r}: a single file has no splits. Drop --split, or pass "
-                "the file of the split you want."
+            raise ConfigFieldError(
+                "split", split,
+                f"{{split}} {split!r} does not apply to {source!r}: a single file has no splits. Drop {{split}}, or "
+                "pass the file of the split you want.",
             )
         if path.stat().st_size == 0 or (path.suffix.lower() in {".jsonl", ".json", ".csv"} and not _has_text(path)):
             raise ValueError(f"{source!r} is empty (0 rows): nothing to score.")
@@ -94,14 +97,19 @@ def load_table(
         if isinstance(loaded, datasets.DatasetDict):
             split = "train" if split is None else split
             if split not in loaded:
-                raise ValueError(f"{source!r} has splits {sorted(loaded)}, not {split!r}; pass --split.")
+                raise ConfigFieldError(
+                    "split", split, f"{source!r} has splits {sorted(loaded)}, not {split!r}; pass one of them as {{split}}."
+                )
             loaded = loaded[split]
         elif split is not None:
-            raise ValueError(f"--split {split!r} does not apply to {source!r}: it holds one Dataset, not splits.")
+            raise ConfigFieldError(
+                "split", split, f"{{split}} {split!r} does not apply to {source!r}: it holds one Dataset, not splits."
+            )
         table = loaded
     elif path.suffix:
         raise ValueError(
-            f"unsupported data file {source!r}: use .jsonl, .json, .parquet or .csv, a saved dataset folder, or a Hub id."
+            f"unsupported data file {source!r}: use .jsonl, .json, .parquet or .csv, a saved dataset folder, or a Hub "
+            "id."
         )
     elif source.count("/") == 1 and not path.exists():
         split = "train" if split is None else split

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import functools
+import collections
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import datasets
 import evaluate
 
+from .config import GVendiConfig
 from .proxy import DEFAULT_PROXY
 
 __all__ = ["MODULE_CARD", "Gvendi"]
@@ -58,6 +61,10 @@ Args:
     batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
     max_length (`int`, *optional*): truncate token sequences to this length.
     device (`str`, *optional*): `"cpu"`, `"cuda"`, …; a GPU when available by default.
+    revision (`str`, *optional*), fold (`int`, *optional*, defaults to 128), dtype (`str`, *optional*): as in
+        `gvendi.config.GVendiConfig`.
+    config (`GVendiConfig` or `dict`, *optional*): every featurizer setting in one object; the settings named
+        beside it override its fields.
     ci (`float`, *optional*): confidence level (e.g. 0.95) of a bootstrap interval, resampled from k×k block moments.
     n_boot (`int`, *optional*, defaults to 200): bootstrap resamples for `ci`.
 Returns:
@@ -77,35 +84,48 @@ Examples:
 """
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_featurizer(proxy: str, dim: int, projection: str, seed: int, max_length: int | None, device: str | None):
-    """Keep the last proxies loaded, so repeated ``compute`` calls do not reload the model."""
+_CACHE_SIZE = 2
+_featurizers: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+
+def _cached_featurizer(config: GVendiConfig):
+    """The featurizer of ``config``, kept for the last two configurations so repeated ``compute`` calls do not
+    reload the model (batch size is not part of the key: it is passed per call, never set on a shared featurizer)."""
     from .featurizer import GradientFeaturizer
 
-    return GradientFeaturizer(
-        proxy, dim=dim, projection=projection, seed=seed, max_length=max_length, device=device, show_progress=True
-    )
+    key = json.dumps({**config.to_dict(), "batch_size": None}, sort_keys=True, default=str)
+    featurizer = _featurizers.pop(key, None)
+    if featurizer is None:
+        featurizer = GradientFeaturizer(config=config, show_progress=True)
+    _featurizers[key] = featurizer
+    while len(_featurizers) > _CACHE_SIZE:
+        _featurizers.popitem(last=False)
+    return featurizer
 
 
-def _check_settings(kwargs: dict[str, Any]) -> None:
-    """Type-check the settings before anything is loaded or featurized (each error names its argument)."""
+_SETTINGS = ("proxy", "revision", "dim", "projection", "fold", "seed", "batch_size", "max_length", "device", "dtype")
+
+
+def _config_of(kwargs: dict[str, Any]) -> GVendiConfig:
+    """The `GVendiConfig` of a ``compute`` call: ``config=`` (an object or a dict) with the settings given beside it."""
+    base = kwargs.get("config")
+    if isinstance(base, Mapping):
+        base = GVendiConfig.from_dict(base, source="config=")
+    elif base is not None and not isinstance(base, GVendiConfig):
+        raise TypeError(f"config must be a GVendiConfig or a dict of its fields (got {type(base).__name__}).")
+    settings = {name: kwargs[name] for name in _SETTINGS if name in kwargs}
+    if base is None:
+        return GVendiConfig(**settings)
+    return base.replace(**settings) if settings else base
+
+
+def _check_settings(kwargs: dict[str, Any]) -> GVendiConfig:
+    """Check the settings before anything is loaded or featurized (each error names its argument)."""
     from .vendi import _check_q
 
     if "q" in kwargs:
         _check_q(kwargs["q"])
-    for name in ("seed", "dim", "batch_size"):
-        if name in kwargs:
-            value = kwargs[name]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an integer (got {name}={value!r}).")
-            if name != "seed" and value < 1:
-                raise ValueError(f"{name} must be ≥ 1 (got {name}={value!r}).")
-    if kwargs.get("max_length") is not None:
-        value = kwargs["max_length"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ValueError(f"max_length must be an integer ≥ 2 or None (got max_length={value!r}).")
-    if "proxy" in kwargs and not isinstance(kwargs["proxy"], str):
-        raise TypeError(f"proxy must be a Hub id, a local folder or 'tiny' (got {type(kwargs['proxy']).__name__}).")
+    return _config_of(kwargs)
 
 
 def _check_texts(kwargs: dict[str, Any]) -> None:
@@ -150,6 +170,7 @@ class Gvendi(evaluate.Measurement):
     def compute(self, **kwargs: Any) -> dict[str, Any] | None:
         """Score texts (``prompts=``, ``completions=``) or precomputed rows (``features=``); see the module card."""
         _check_settings(kwargs)
+        self._given_settings = {name for name in _SETTINGS if name in kwargs}
         has_texts = kwargs.get("prompts") is not None or kwargs.get("completions") is not None
         if kwargs.get("features") is not None and has_texts:
             raise ValueError(
@@ -171,6 +192,7 @@ class Gvendi(evaluate.Measurement):
             return super().compute(**kwargs)
         finally:
             self._active_inputs = None
+            self._given_settings = None
 
     def add_batch(self, **kwargs: Any) -> None:
         """Add rows for a later ``compute()``: ``features=`` or ``prompts=`` + ``completions=``."""
@@ -219,6 +241,10 @@ class Gvendi(evaluate.Measurement):
         device: str | None = None,
         ci: float | None = None,
         n_boot: int = 200,
+        revision: str | None = None,
+        fold: int = 128,
+        dtype: str | None = None,
+        config: GVendiConfig | dict | None = None,
     ) -> dict[str, Any]:
         from .vendi import score
 
@@ -227,7 +253,16 @@ class Gvendi(evaluate.Measurement):
             return result.to_dict()
         if not prompts:
             raise ValueError("gvendi needs at least one example: pass prompts= and completions=, or features=.")
-        featurizer = _cached_featurizer(str(proxy), int(dim), projection, int(seed), max_length, device)
-        featurizer.batch_size = int(batch_size)
-        rows = featurizer.featurize({"prompt": list(prompts), "completion": list(completions)})
-        return score(rows, q=q, provenance=featurizer.provenance, ci=ci, n_boot=n_boot).to_dict()
+        settings = dict(proxy=proxy, dim=dim, projection=projection, seed=seed, batch_size=batch_size,
+                        max_length=max_length, device=device, revision=revision, fold=fold, dtype=dtype)
+        given = getattr(self, "_given_settings", None)
+        if given is not None:  # only the settings this call named override config=
+            settings = {name: value for name, value in settings.items() if name in given}
+        settings["config"] = config
+        resolved = _config_of(settings)
+        featurizer = _cached_featurizer(resolved)
+        rows = featurizer.featurize(
+            {"prompt": list(prompts), "completion": list(completions)}, batch_size=resolved.batch_size
+        )
+        provenance = {**featurizer.provenance, "config": resolved.to_dict()}
+        return score(rows, q=q, provenance=provenance, ci=ci, n_boot=n_boot).to_dict()

@@ -127,7 +127,9 @@ def _secular_shifts(lam: np.ndarray, z2: np.ndarray, *, iterations: int = 40) ->
         slack = 1e-12 * hi  # a converged model root may land a few ulps outside the bracket: clamp, don't bisect
         inside = (model >= lo - slack) & (model <= hi + slack) & torch.isfinite(model)
         step = torch.where(inside, torch.minimum(torch.maximum(model, lo), hi), (lo + hi) / 2)
-        converged = ((step - delta).abs() <= 1e-14 * step.abs()) | (g == 0)  # ulp-level oscillation counts as converged
+        converged = ((step - delta).abs() <= 1e-14 * step.abs()) | (
+            g == 0
+        )  # ulp-level oscillation counts as converged
         delta = step
         if bool(converged.all()):
             break
@@ -146,7 +148,9 @@ def _entropy(phi_sum: float, total: float) -> float:
     return float(np.log(total) - phi_sum / total)
 
 
-def leave_one_out(features: Any, *, indices: Any = None, exact: bool = True, show_progress: bool = False) -> np.ndarray:
+def leave_one_out(
+    features: Any, *, indices: Any = None, exact: bool = True, show_progress: bool = False
+) -> np.ndarray:
     """G-Vendi (q = 1) of the rows without row i, for each i (or each of ``indices``), from one eigendecomposition.
 
     Args:

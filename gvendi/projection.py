@@ -28,7 +28,7 @@ Three projections, both linear maps ``R^{|θ|} → R^{dim}`` applied parameter b
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ import torch
 from .utils import stable_seed
 
 __all__ = [
+    "DEFAULT_FOLD",
     "DEFAULT_PROJECTION",
     "PROJECTIONS",
     "CountSketchProjector",
@@ -45,12 +46,13 @@ __all__ = [
     "make_projector",
 ]
 
-ProjectionName = Literal["sketch", "factored", "dense"]
 PROJECTIONS: tuple[str, ...] = ("sketch", "factored", "dense")
 #: the projection every door uses unless told otherwise: measured within 1% of a dense projection at the paper's proxy
 #: widths and at ~0.9× a plain forward+backward there (``benchmarks/results/projection_accuracy_real.md``,
 #: ``benchmarks/results/featurize_real.md``), where ``"sketch"`` pays for vocabulary × hidden elements per example
 DEFAULT_PROJECTION = "factored"
+#: the factored projection's default fold (buckets per matrix side)
+DEFAULT_FOLD = 128
 
 _M32 = 0xFFFFFFFF
 
@@ -104,15 +106,31 @@ class Projector:
         parameter (flattened, row-major) into ``out`` [n, ·]."""
         raise NotImplementedError
 
-    def add_rows(self, out: torch.Tensor, param_name: str, row_grads: torch.Tensor, rows: torch.Tensor,
-                 example: torch.Tensor, row_size: int, n_rows: int | None = None) -> None:
+    def add_rows(
+        self,
+        out: torch.Tensor,
+        param_name: str,
+        row_grads: torch.Tensor,
+        rows: torch.Tensor,
+        example: torch.Tensor,
+        row_size: int,
+        n_rows: int | None = None,
+    ) -> None:
         """Add sparse per-example gradients of a 2-D parameter: ``row_grads`` [m, row_size] are gradients of rows
         ``rows`` [m] of the parameter (which has ``n_rows`` rows), belonging to examples ``example`` [m] (an
         embedding lookup's gradient)."""
         raise NotImplementedError
 
-    def add_outer(self, out: torch.Tensor, param_name: str, left: torch.Tensor, right: torch.Tensor,
-                  tokens: torch.Tensor | None = None, bias_name: str | None = None, delta_side: str = "left") -> None:
+    def add_outer(
+        self,
+        out: torch.Tensor,
+        param_name: str,
+        left: torch.Tensor,
+        right: torch.Tensor,
+        tokens: torch.Tensor | None = None,
+        bias_name: str | None = None,
+        delta_side: str = "left",
+    ) -> None:
         """Add the projection of per-example gradients ``G_n = Σ_t tokens[n,t]·left[n,t] ⊗ right[n,t]`` of a 2-D
         parameter (``left`` [n,T,rows], ``right`` [n,T,cols], ``tokens`` [n,T] or all ones) without forming them;
         only for ``takes_factors`` projectors. ``delta_side`` names the factor that is the output gradient (its
@@ -188,6 +206,21 @@ class CountSketchProjector(Projector):
         out.view(-1).index_add_(0, flat, row_grads.reshape(-1).to(out.dtype))
 
 
+@dataclass(eq=False)
+class _OpenBatch:
+    """What one batch of :class:`FactoredSketchProjector` holds between :meth:`~FactoredSketchProjector.new_output`
+    and :meth:`~FactoredSketchProjector.finalize`: its output, the blocks it has queued, its per-example scale and
+    the column folds its layers share."""
+
+    out: torch.Tensor  # [n, 2k] the batch's output
+    #: what each block of queued values is, in order: ``(name, size)`` for a vector, ``(weight, bias, rows, cols)``
+    #: for a grid of cells; the blocks fill the first ``staged`` columns of the projector's staging workspace
+    layout: list[tuple] = field(default_factory=list)
+    staged: int = 0
+    inverse: torch.Tensor | None = None  # [n,1] reciprocal per-example scale (see _inverse_scale)
+    folded_inputs: dict[tuple, tuple] = field(default_factory=dict)  # column folds and token weights, by input
+
+
 class FactoredSketchProjector(CountSketchProjector):
     """CountSketch of each weight matrix through its Kronecker factors; see the module docstring.
 
@@ -201,7 +234,9 @@ class FactoredSketchProjector(CountSketchProjector):
 
     Each layer's folded factors are multiplied at once (one small batched GEMM, in ``product_dtype``) into its
     ``a×b`` grid of cells; within a batch (between :meth:`new_output` and :meth:`finalize`) the grids and vector
-    gradients are queued and :meth:`finalize` scatters them all into the buckets in one call.
+    gradients are queued in the batch's own :class:`_OpenBatch` and :meth:`finalize` scatters them all into the
+    buckets in one call. The projector itself keeps only what does not depend on the batch: the folds, bucket
+    tables, product dtypes and the staging workspace that queues reuse.
 
     Args:
         dim (`int`): output dimension k.
@@ -236,7 +271,7 @@ class FactoredSketchProjector(CountSketchProjector):
         dim: int,
         seed: int = 0,
         *,
-        fold: int = 128,
+        fold: int = DEFAULT_FOLD,
         product_dtype: str = "auto",
         cache_elements: int = 1 << 27,
         queue_bytes: int = 1 << 28,
@@ -253,15 +288,11 @@ class FactoredSketchProjector(CountSketchProjector):
         self.queue_bytes = queue_bytes
         self._folds: dict[tuple[str, str, int, torch.device], tuple] = {}  # (bucket_of, sign_of, pieces) by side
         self._tables: dict[tuple, torch.Tensor] = {}  # concatenated bucket tables of a batch's queue, by layout
-        self._open: torch.Tensor | None = None  # the output of the batch being queued
-        # the open batch's queued values, side by side in a staging buffer kept across batches (a fresh buffer per
-        # batch costs page faults on every step); `_layout` names each block of `_staged` columns
-        self._staging: torch.Tensor | None = None
-        self._staged = 0
-        self._layout: list[tuple] = []
-        self._inverse: torch.Tensor | None = None  # [n,1] scale of the open batch (see _inverse_scale)
         self._dtypes: dict[torch.device, torch.dtype] = {}  # product dtype by device
-        self._folded_inputs: dict[tuple, tuple] = {}  # column folds of this batch
+        # the staging workspace a batch queues its values in, kept across batches (a fresh buffer per batch costs
+        # page faults on every step); only the open batch writes to it
+        self._staging: torch.Tensor | None = None
+        self._batch: _OpenBatch | None = None  # the batch between new_output and finalize
 
     def config(self) -> dict:
         return {**super().config(), "fold": self.fold, "product_dtype": self.product_dtype}
@@ -362,13 +393,14 @@ class FactoredSketchProjector(CountSketchProjector):
         """Column fold of a layer input ``right`` [n,T,C] for the product (see :meth:`_for_product`), with the token
         ``weights`` appended as a last column when ``bias`` (a linear layer's bias is the weight of a constant input).
         Computed once per input tensor within a batch (q/k/v share theirs)."""
+        batch = self._batch
         key = (right.data_ptr(), tuple(right.shape), right.stride(), right.dtype, bias)
-        cached = self._folded_inputs.get(key)
+        cached = None if batch is None else batch.folded_inputs.get(key)
         if cached is not None:
             return cached[1]
         result = self._for_product(self.fold_side("", "cols", right.float()), weights, bias)
-        if self._open is not None:
-            self._folded_inputs[key] = (right, result)  # holding `right` keeps its address from being reused
+        if batch is not None:
+            batch.folded_inputs[key] = (right, result)  # holding `right` keeps its address from being reused
         return result
 
     def _for_product(
@@ -399,12 +431,13 @@ class FactoredSketchProjector(CountSketchProjector):
         """``tokens`` [n,T] as float32 ``[n,T,1]`` multipliers (converted once per batch)."""
         if tokens is None:
             return None
+        batch = self._batch
         key = ("weights", id(tokens))
-        cached = self._folded_inputs.get(key)
+        cached = None if batch is None else batch.folded_inputs.get(key)
         if cached is None:
             cached = (tokens, tokens.reshape(n, length, 1).to(torch.float32))
-            if self._open is not None:
-                self._folded_inputs[key] = cached
+            if batch is not None:
+                batch.folded_inputs[key] = cached
         return cached[1]
 
     def _inverse_scale(self, out: torch.Tensor, delta: torch.Tensor) -> torch.Tensor | None:
@@ -418,31 +451,39 @@ class FactoredSketchProjector(CountSketchProjector):
         multiplies the norms back."""
         if self.dtype_on(delta.device) == torch.float32:
             return None
-        if out is self._open and self._inverse is not None:
-            return self._inverse
+        batch = self._open_batch(out)
+        if batch is not None and batch.inverse is not None:
+            return batch.inverse
         norms = torch.linalg.vector_norm(delta.reshape(delta.shape[0], -1).float(), dim=1)
         inverse = torch.where(norms > 0, norms.reciprocal(), torch.ones_like(norms)).reshape(-1, 1)
-        if out is self._open:
-            self._inverse = inverse
+        if batch is not None:
+            batch.inverse = inverse
         return inverse
 
     # one batch -------------------------------------------------------------------------------------------------
     def new_output(self, batch_size: int, device: torch.device) -> torch.Tensor:
-        self._open = super().new_output(batch_size, device)
-        self._layout, self._folded_inputs, self._staged, self._inverse = [], {}, 0, None
-        return self._open
+        out = super().new_output(batch_size, device)
+        self._batch = _OpenBatch(out)
+        return out
 
     def finalize(self, out: torch.Tensor) -> torch.Tensor:
-        if out is self._open:
-            self._flush(out)
-            if self._inverse is not None:
-                out.div_(self._inverse)  # back to the gradients' own scale
-            self._open, self._folded_inputs, self._inverse = None, {}, None
+        batch = self._open_batch(out)
+        if batch is not None:
+            self._flush(batch)
+            if batch.inverse is not None:
+                out.div_(batch.inverse)  # back to the gradients' own scale
+            self._batch = None
         return super().finalize(out)
 
-    def _flush(self, out: torch.Tensor) -> None:
+    def _open_batch(self, out: torch.Tensor) -> _OpenBatch | None:
+        """The open batch if ``out`` is its output (an output made elsewhere is projected directly)."""
+        batch = self._batch
+        return batch if batch is not None and batch.out is out else None
+
+    def _flush(self, batch: _OpenBatch) -> None:
         """Scatter every queued grid and vector into the buckets at once (one table per layout, cached)."""
-        layout, width, self._layout, self._staged = tuple(self._layout), self._staged, [], 0
+        out = batch.out
+        layout, width, batch.layout, batch.staged = tuple(batch.layout), batch.staged, [], 0
         if not layout:
             return
         key = (out.device, layout)
@@ -454,24 +495,25 @@ class FactoredSketchProjector(CountSketchProjector):
         n = out.shape[0]
         out.scatter_add_(1, table.expand(n, -1), self._staging[:n, :width])
 
-    def _stage(self, out: torch.Tensor, entry: tuple, size: int) -> torch.Tensor:
-        """The ``[n, size]`` block of the staging buffer for the next queued values (scattering the queue first when
-        it would pass ``queue_bytes``)."""
+    def _stage(self, batch: _OpenBatch, entry: tuple, size: int) -> torch.Tensor:
+        """The ``[n, size]`` block of the staging buffer for the batch's next queued values (scattering its queue
+        first when it would pass ``queue_bytes``)."""
+        out = batch.out
         n = out.shape[0]
-        if self._staged and (self._staged + size) * n * 4 > self.queue_bytes:
-            self._flush(out)
-        needed = self._staged + size
+        if batch.staged and (batch.staged + size) * n * 4 > self.queue_bytes:
+            self._flush(batch)
+        needed = batch.staged + size
         buffer = self._staging
         if buffer is None or buffer.device != out.device or buffer.shape[0] < n or buffer.shape[1] < needed:
             rows = max(n, 0 if buffer is None else buffer.shape[0])
             cols = max(needed, 0 if buffer is None else 2 * buffer.shape[1])
             grown = torch.empty(rows, cols, device=out.device, dtype=torch.float32)
-            if self._staged:
-                grown[:n, : self._staged] = buffer[:n, : self._staged]
+            if batch.staged:
+                grown[:n, : batch.staged] = buffer[:n, : batch.staged]
             self._staging = buffer = grown
-        self._layout.append(entry)
-        block = buffer[:n, self._staged : needed]
-        self._staged = needed
+        batch.layout.append(entry)
+        block = buffer[:n, batch.staged : needed]
+        batch.staged = needed
         return block
 
     def _block_table(self, entry: tuple, device: torch.device) -> torch.Tensor:
@@ -487,12 +529,13 @@ class FactoredSketchProjector(CountSketchProjector):
 
     # adding gradients ------------------------------------------------------------------------------------------
     def add_dense(self, out, param_name, grads, offset=0):
-        if out is not self._open:
+        batch = self._open_batch(out)
+        if batch is None:
             return super().add_dense(out, param_name, grads, offset)
         inverse = self._inverse_scale(out, grads)  # at the batch's common scale
         if offset:
             return super().add_dense(out, param_name, grads if inverse is None else grads * inverse, offset)
-        block = self._stage(out, (param_name, grads.shape[1]), grads.shape[1])
+        block = self._stage(batch, (param_name, grads.shape[1]), grads.shape[1])
         block.copy_(grads) if inverse is None else torch.mul(grads, inverse, out=block)
 
     def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None, delta_side="left"):
@@ -518,8 +561,9 @@ class FactoredSketchProjector(CountSketchProjector):
             folded_left = self._for_product(self.fold_side(param_name, "rows", left.float()))
         cells = torch.bmm(folded_left.transpose(1, 2), folded_right)  # [n,a,b(+1)]: the folded gradient
         rows, cols = cells.shape[1], cells.shape[2] - (bias_name is not None)
-        if out is self._open:  # stays at the batch's common scale until finalize
-            self._stage(out, (param_name, bias_name, rows, cols), cells.shape[1] * cells.shape[2]).view(
+        batch = self._open_batch(out)
+        if batch is not None:  # stays at the batch's common scale until finalize
+            self._stage(batch, (param_name, bias_name, rows, cols), cells.shape[1] * cells.shape[2]).view(
                 cells.shape
             ).copy_(cells)
             return
@@ -533,13 +577,14 @@ class FactoredSketchProjector(CountSketchProjector):
         if n_rows is None:
             raise ValueError("the 'factored' projection needs the row count of the parameter (n_rows).")
         values = self.fold_side(param_name, "cols", row_grads.float())  # [m,b]
-        if out is self._open:  # at the batch's common scale
-            if self._inverse is None:
+        batch = self._open_batch(out)
+        if batch is not None:  # at the batch's common scale
+            if batch.inverse is None:
                 squares = torch.zeros(out.shape[0], device=out.device, dtype=torch.float32)
                 squares.index_add_(0, example, values.square().sum(dim=1))  # per-example squared norms (of the fold)
                 self._inverse_scale(out, squares.sqrt_()[:, None])
-            if self._inverse is not None:
-                values = values * self._inverse[example]
+            if batch.inverse is not None:
+                values = values * batch.inverse[example]
         width = values.shape[-1]
         rows = rows.to(torch.int64)
         if n_rows > self.fold:
@@ -568,10 +613,11 @@ class DenseProjector(Projector):
     """The paper's dense Rademacher projection, ``P ∈ {±1/√dim}^{dim×|θ|}``, generated in chunks of rows.
 
     Rows ``c·chunk … (c+1)·chunk`` of a parameter's block (one row per gradient element, ``chunk`` = 1,024) are the
-    bits of a PCG64 stream seeded by ``(seed, parameter, c)``; chunk boundaries are fixed, so the matrix does not depend
-    on how a caller slices the gradient. Each call generates the rows it needs once and applies them to every example
-    it is given, at about 300M entries/s on one CPU core; nothing is cached (memory stays bounded by ``block_rows``).
-    This is the paper-faithful reference, not the fast path: its cost is ``|θ|·dim`` per batch, whatever the batch.
+    bits of a PCG64 stream seeded by ``(seed, parameter, c)``; chunk boundaries are fixed, so the matrix does not
+    depend on how a caller slices the gradient. Each call generates the rows it needs once and applies them to every
+    example it is given, at about 300M entries/s on one CPU core; nothing is cached (memory stays bounded by
+    ``block_rows``). This is the paper-faithful reference, not the fast path: its cost is ``|θ|·dim`` per batch,
+    whatever the batch.
     """
 
     name = "dense"
@@ -605,7 +651,9 @@ class DenseProjector(Projector):
     def _range_rows(self, param_name: str, start: int, stop: int, device: torch.device) -> torch.Tensor:
         """Sign bits (float32 0/1) of the contiguous rows ``start … stop``."""
         first, last = start // self.chunk, (stop - 1) // self.chunk
-        bits = self._bits(param_name, np.arange(first, last + 1))[start - first * self.chunk : stop - first * self.chunk]
+        bits = self._bits(param_name, np.arange(first, last + 1))[
+            start - first * self.chunk : stop - first * self.chunk
+        ]
         return torch.from_numpy(bits).to(device=device, dtype=torch.float32)
 
     def signs(self, param_name: str, index: torch.Tensor) -> torch.Tensor:
@@ -621,7 +669,9 @@ class DenseProjector(Projector):
         m = grads.shape[1]
         for start in range(0, m, self.block_rows):
             stop = min(m, start + self.block_rows)
-            self._apply(out, grads[:, start:stop], self._range_rows(param_name, offset + start, offset + stop, grads.device))
+            self._apply(
+                out, grads[:, start:stop], self._range_rows(param_name, offset + start, offset + stop, grads.device)
+            )
 
     def add_outer(self, out, param_name, left, right, tokens=None, bias_name=None, delta_side="left"):
         """Forms ``G_n = Σ_t tokens·left ⊗ right`` a block of its rows at a time for every example (one batched GEMM
@@ -654,16 +704,38 @@ class DenseProjector(Projector):
             self._apply(out, grads, self._rows(param_name, index))
 
 
-def make_projector(projection: str | Projector, dim: int, seed: int = 0) -> Projector:
-    """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through."""
+def make_projector(projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
+                   ) -> Projector:
+    """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through.
+
+    Args:
+        projection: the name, or a `Projector` (returned as it is).
+        dim (`int`): feature dimension k.
+        seed (`int`, *optional*): projection seed (default 0). With a `Projector`, omit it or pass the projector's
+            own seed: a different one is refused, so a recorded seed is always the one that made the features.
+        fold (`int`, *optional*): ``"factored"`` only, the fold (default :data:`DEFAULT_FOLD`).
+
+    Raises:
+        ValueError: an unknown name, or settings that contradict the `Projector` handed over.
+    """
     if isinstance(projection, Projector):
         if projection.dim != dim:
             raise ValueError(f"the projector has dim {projection.dim} but dim={dim} was requested.")
+        if seed is not None and int(seed) != projection.seed:
+            raise ValueError(
+                f"the projector has seed {projection.seed} but seed={seed} was requested; pass seed={projection.seed} "
+                "(or no seed), or build the projector with the seed you want."
+            )
+        if fold is not None and fold != getattr(projection, "fold", fold):
+            raise ValueError(f"the projector has fold {projection.fold} but fold={fold} was requested.")
         return projection
+    seed = 0 if seed is None else seed
+    if fold is not None and fold != DEFAULT_FOLD and projection != "factored":
+        raise ValueError(f"fold applies to projection='factored' only (got fold={fold}, projection={projection!r}).")
     if projection == "sketch":
         return CountSketchProjector(dim, seed)
     if projection == "factored":
-        return FactoredSketchProjector(dim, seed)
+        return FactoredSketchProjector(dim, seed, fold=DEFAULT_FOLD if fold is None else fold)
     if projection == "dense":
         return DenseProjector(dim, seed)
     raise ValueError(

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .errors import ConfigFieldError
 from .utils import quiet_libraries, resolve_device
 
 __all__ = [
@@ -144,7 +145,7 @@ def load_proxy(
             # safetensors only: a pickled checkpoint can run code when it is loaded
             model = AutoModelForCausalLM.from_pretrained(source.name, dtype=dtype, use_safetensors=True, **source.kwargs)
         except (OSError, ValueError) as err:
-            raise ValueError(source.error(err)) from None
+            raise ConfigFieldError("proxy", proxy, source.error(err)) from None
     model.to(target_device)
     model.eval()
     commit = getattr(model.config, "_commit_hash", None)
@@ -202,7 +203,7 @@ class _ProxySource:
             path = cached_file(self.name, "config.json", **self.kwargs)
             return extract_commit_hash(path, None)
         except (OSError, ValueError) as err:
-            raise ValueError(self.error(err)) from None
+            raise ConfigFieldError("proxy", self.proxy, self.error(err)) from None
 
     def error(self, err: Exception) -> str:
         return _load_error(self.proxy, self.name, self.local, err, no_network="local_files_only" in self.kwargs)
@@ -217,7 +218,7 @@ def load_tokenizer(proxy: Any, *, revision: str | None = None) -> Any:
         try:
             return AutoTokenizer.from_pretrained(source.name, **source.kwargs)
         except (OSError, ValueError) as err:
-            raise ValueError(source.error(err)) from None
+            raise ConfigFieldError("proxy", proxy, source.error(err)) from None
 
 
 def proxy_identity(proxy: Any, *, revision: str | None = None) -> tuple[str, str | None, str]:
@@ -292,8 +293,8 @@ def _load_error(proxy: str, name: str, local: bool, err: Exception, *, no_networ
         why = str(err).splitlines()[0]
     return (
         f"could not load the proxy {proxy!r}: {why}. Check the id for typos, or download it on a machine with "
-        f"network (`hf download {name}`, then copy the cache or pass --proxy /path/to/model), or use the bundled "
-        "demo proxy (--proxy tiny)."
+        f"network (`hf download {name}`, then copy the cache or pass {{proxy=/path/to/model}}), or use the bundled "
+        "demo proxy ({proxy=tiny})."
     )
 
 

@@ -75,8 +75,11 @@ def embedding_features(featurizer: Any, data: Any, *, batch_size: int = 16) -> n
         for i, example in enumerate(chunk):
             ids[i, : len(example.input_ids)] = torch.tensor(example.input_ids)
             mask[i, : len(example.input_ids)] = 1
-        hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
-                       use_cache=False).hidden_states[-1].float()  # [b,T,h]
+        hidden = (
+            model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, use_cache=False)
+            .hidden_states[-1]
+            .float()
+        )  # [b,T,h]
         weights = mask.to(device).unsqueeze(-1).float()
         out.append(((hidden * weights).sum(1) / weights.sum(1)).cpu().numpy())  # [b,h]
     return np.concatenate(out)
@@ -98,7 +101,9 @@ def _figure_png(draw) -> bytes:
     return buffer.getvalue()
 
 
-def _plots(eigenvalues: np.ndarray, sizes: np.ndarray, coords: np.ndarray, labels: np.ndarray, value: float) -> dict[str, bytes]:
+def _plots(
+    eigenvalues: np.ndarray, sizes: np.ndarray, coords: np.ndarray, labels: np.ndarray, value: float
+) -> dict[str, bytes]:
     def spectrum(ax):
         p = eigenvalues[eigenvalues > 0]
         ax.semilogy(np.arange(1, p.size + 1), p, lw=1.5)
@@ -114,9 +119,17 @@ def _plots(eigenvalues: np.ndarray, sizes: np.ndarray, coords: np.ndarray, label
 
     def pca_map(ax):
         ax.scatter(coords[:, 0], coords[:, 1], c=labels % 20, cmap="tab20", s=4, alpha=0.6, linewidths=0)
-        ax.set(xlabel="principal direction 1", ylabel="principal direction 2", title="Features on their top two directions")
+        ax.set(
+            xlabel="principal direction 1",
+            ylabel="principal direction 2",
+            title="Features on their top two directions",
+        )
 
-    return {"spectrum": _figure_png(spectrum), "cluster_sizes": _figure_png(histogram), "pca_map": _figure_png(pca_map)}
+    return {
+        "spectrum": _figure_png(spectrum),
+        "cluster_sizes": _figure_png(histogram),
+        "pca_map": _figure_png(pca_map),
+    }
 
 
 # building ------------------------------------------------------------------------------------------------------
@@ -172,8 +185,14 @@ def build_report(
     if texts is not None and len(texts) != n:
         raise ValueError(f"got {len(texts)} texts for {n} feature rows: give one text per row, in order.")
     result = score(x, ci=ci, n_boot=n_boot, seed=seed)
-    metrics: dict[str, Any] = {"num_samples": n, "dim": x.shape[1], "gvendi": result.value, "gvendi_ci": result.ci,
-                               "ci_level": ci, "n_boot": n_boot}
+    metrics: dict[str, Any] = {
+        "num_samples": n,
+        "dim": x.shape[1],
+        "gvendi": result.value,
+        "gvendi_ci": result.ci,
+        "ci_level": ci,
+        "n_boot": n_boot,
+    }
     timings["gvendi_with_ci"] = time.perf_counter() - began
     if texts is not None:
         metrics.update(text_diversity(texts))
@@ -198,10 +217,17 @@ def build_report(
     timings["examples"] = time.perf_counter() - t
 
     def example(row: int) -> dict[str, Any]:
-        return {"row": int(row), "contribution": by_row[int(row)], "cluster": int(km.labels[row]),
-                "text": _short(texts[row]) if texts is not None else ""}
+        return {
+            "row": int(row),
+            "contribution": by_row[int(row)],
+            "cluster": int(km.labels[row]),
+            "text": _short(texts[row]) if texts is not None else "",
+        }
 
-    examples = {"redundant": [example(r) for r in ranked[:top]], "distinctive": [example(r) for r in ranked[::-1][:top]]}
+    examples = {
+        "redundant": [example(r) for r in ranked[:top]],
+        "distinctive": [example(r) for r in ranked[::-1][:top]],
+    }
     t = time.perf_counter()
     clusters = []
     rng = np.random.default_rng(seed)
@@ -210,8 +236,14 @@ def build_report(
         if members.size == 0:
             continue
         samples = rng.choice(members, size=min(2, members.size), replace=False)
-        clusters.append({"cluster": int(c), "size": int(members.size), "gvendi": score(x[members]).value,
-                         "samples": [_short(texts[s], 160) for s in samples] if texts is not None else []})
+        clusters.append(
+            {
+                "cluster": int(c),
+                "size": int(members.size),
+                "gvendi": score(x[members]).value,
+                "samples": [_short(texts[s], 160) for s in samples] if texts is not None else [],
+            }
+        )
     metrics["num_clusters"] = len(clusters)
     metrics["sparse_clusters"] = int((km.sizes < np.median(km.sizes)).sum())
     timings["clusters_breakdown"] = time.perf_counter() - t
@@ -219,8 +251,14 @@ def build_report(
     figures = _plots(eigenvalues, km.sizes, coords, km.labels, result.value)
     timings["plots"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - began
-    config = {"title": title, "seed": seed, "n_clusters": int(n_clusters), "top": top, "timings_s": timings,
-              **(provenance or {})}
+    config = {
+        "title": title,
+        "seed": seed,
+        "n_clusters": int(n_clusters),
+        "top": top,
+        "timings_s": timings,
+        **(provenance or {}),
+    }
     return DiversityReport(metrics=metrics, figures=figures, examples=examples, clusters=clusters, config=config)
 
 
@@ -231,16 +269,32 @@ _FIGURE_TITLES = {"spectrum": "Eigenvalue spectrum", "cluster_sizes": "Cluster s
 def _metric_rows(report: DiversityReport) -> list[tuple[str, str, str]]:
     m = report.metrics
     rows = []
-    interval = f" ({m['ci_level']:.0%} CI {m['gvendi_ci'][0]:.2f}–{m['gvendi_ci'][1]:.2f})" if m.get("gvendi_ci") else ""
-    rows.append(("G-Vendi", f"{m['gvendi']:.2f}{interval}", f"effective number of gradient directions, 1 … {min(m['num_samples'], m['dim'])}"))
+    interval = (
+        f" ({m['ci_level']:.0%} CI {m['gvendi_ci'][0]:.2f}–{m['gvendi_ci'][1]:.2f})" if m.get("gvendi_ci") else ""
+    )
+    rows.append(
+        (
+            "G-Vendi",
+            f"{m['gvendi']:.2f}{interval}",
+            f"effective number of gradient directions, 1 … {min(m['num_samples'], m['dim'])}",
+        )
+    )
     for n in (1, 2, 3):
         if f"distinct_{n}" in m:
             rows.append((f"distinct-{n}", f"{m[f'distinct_{n}']:.3f}", f"unique / total word {n}-grams"))
     if "compression_ratio" in m:
-        rows.append(("compression ratio", f"{m['compression_ratio']:.2f}", "raw / gzip bytes (higher: more repetition)"))
+        rows.append(
+            ("compression ratio", f"{m['compression_ratio']:.2f}", "raw / gzip bytes (higher: more repetition)")
+        )
     if "embedding_vendi" in m:
         rows.append(("embedding Vendi", f"{m['embedding_vendi']:.2f}", "Vendi of mean-pooled proxy hidden states"))
-    rows.append(("rows / clusters", f"{m['num_samples']} / {m['num_clusters']}", f"{m['sparse_clusters']} sparse (below the median size)"))
+    rows.append(
+        (
+            "rows / clusters",
+            f"{m['num_samples']} / {m['num_clusters']}",
+            f"{m['sparse_clusters']} sparse (below the median size)",
+        )
+    )
     return rows
 
 
@@ -258,23 +312,35 @@ def _render_html(report: DiversityReport) -> str:
     parts.append("</table><h2>Plots</h2>")
     for name, png in report.figures.items():
         data = base64.b64encode(png).decode()
-        parts.append(f"<figure><img class='plot' alt='{esc(_FIGURE_TITLES.get(name, name))}' "
-                     f"src='data:image/png;base64,{data}'><figcaption>{esc(_FIGURE_TITLES.get(name, name))}</figcaption></figure>")
+        parts.append(
+            f"<figure><img class='plot' alt='{esc(_FIGURE_TITLES.get(name, name))}' "
+            f"src='data:image/png;base64,{data}'>"
+            f"<figcaption>{esc(_FIGURE_TITLES.get(name, name))}</figcaption></figure>"
+        )
     for kind, heading in (("distinctive", "Most distinctive examples"), ("redundant", "Most redundant examples")):
         parts.append(f"<h2>{heading}</h2><table><tr><th>row</th><th>Δ G-Vendi</th><th>cluster</th><th>text</th></tr>")
-        parts += [f"<tr><td>{e['row']}</td><td>{e['contribution']:+.4f}</td><td>{e['cluster']}</td><td>{esc(e['text'])}</td></tr>"
-                  for e in report.examples[kind]]
+        parts += [
+            f"<tr><td>{e['row']}</td><td>{e['contribution']:+.4f}</td><td>{e['cluster']}</td><td>{esc(e['text'])}</td></tr>"
+            for e in report.examples[kind]
+        ]
         parts.append("</table>")
-    parts.append("<h2>Clusters</h2><table><tr><th>cluster</th><th>size</th><th>G-Vendi within</th><th>sample texts</th></tr>")
-    parts += [f"<tr><td>{c['cluster']}</td><td>{c['size']}</td><td>{c['gvendi']:.2f}</td>"
-              f"<td>{'<br>'.join(esc(s) for s in c['samples'])}</td></tr>" for c in report.clusters]
+    parts.append(
+        "<h2>Clusters</h2><table><tr><th>cluster</th><th>size</th><th>G-Vendi within</th><th>sample texts</th></tr>"
+    )
+    parts += [
+        f"<tr><td>{c['cluster']}</td><td>{c['size']}</td><td>{c['gvendi']:.2f}</td>"
+        f"<td>{'<br>'.join(esc(s) for s in c['samples'])}</td></tr>"
+        for c in report.clusters
+    ]
     parts.append("</table>")
     provenance = {k: v for k, v in report.config.items() if k not in {"title", "timings_s"}}
     parts.append(f"<h2>Provenance</h2><pre>{esc(_json(provenance))}</pre>")
     # lets a headless browser (and the tests) confirm that every embedded plot decoded
-    parts.append("<script>window.addEventListener('load',function(){var i=document.querySelectorAll('img.plot'),n=0;"
-                 "i.forEach(function(x){if(x.complete&&x.naturalWidth>0)n++});"
-                 "document.body.setAttribute('data-plots-loaded',n)});</script></body></html>")
+    parts.append(
+        "<script>window.addEventListener('load',function(){var i=document.querySelectorAll('img.plot'),n=0;"
+        "i.forEach(function(x){if(x.complete&&x.naturalWidth>0)n++});"
+        "document.body.setAttribute('data-plots-loaded',n)});</script></body></html>"
+    )
     return "".join(parts)
 
 
@@ -285,19 +351,29 @@ def _json(value: Any) -> str:
 
 
 def _render_markdown(report: DiversityReport, folder_name: str) -> str:
-    lines = [f"# {report.config.get('title', 'Diversity report')}", "", "| measure | value | meaning |", "| --- | --- | --- |"]
+    lines = [
+        f"# {report.config.get('title', 'Diversity report')}",
+        "",
+        "| measure | value | meaning |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in _metric_rows(report)]
     lines.append("")
     for name in report.figures:
         lines += [f"![{_FIGURE_TITLES.get(name, name)}]({folder_name}/{name}.png)", ""]
     for kind, heading in (("distinctive", "Most distinctive examples"), ("redundant", "Most redundant examples")):
         lines += [f"## {heading}", "", "| row | Δ G-Vendi | cluster | text |", "| --- | --- | --- | --- |"]
-        lines += [f"| {e['row']} | {e['contribution']:+.4f} | {e['cluster']} | {e['text'].replace('|', '/')} |"
-                  for e in report.examples[kind]]
+        lines += [
+            f"| {e['row']} | {e['contribution']:+.4f} | {e['cluster']} | {e['text'].replace('|', '/')} |"
+            for e in report.examples[kind]
+        ]
         lines.append("")
     lines += ["## Clusters", "", "| cluster | size | G-Vendi within | sample texts |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c['cluster']} | {c['size']} | {c['gvendi']:.2f} | {' / '.join(s.replace('|', '/') for s in c['samples'])} |"
-              for c in report.clusters]
+    lines += [
+        f"| {c['cluster']} | {c['size']} | {c['gvendi']:.2f} | "
+        f"{' / '.join(s.replace('|', '/') for s in c['samples'])} |"
+        for c in report.clusters
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -148,7 +148,9 @@ def select(
     available = int(allowed.sum())
     if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= available):
         extra = f" ({n - available} of {n} rows are below min_quality)" if available < n else ""
-        raise ValueError(f"k must be an integer between 1 and the number of candidate rows, {available}{extra}; got {k!r}.")
+        raise ValueError(
+            f"k must be an integer between 1 and the number of candidate rows, {available}{extra}; got {k!r}."
+        )
     k = int(k)
     config: dict[str, Any] = {"k": k, "method": method, "seed": int(seed), "num_candidates": available}
     if min_quality is not None:
@@ -158,7 +160,9 @@ def select(
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0 (got {alpha}).")
         config.update(alpha=alpha, block_size=int(block_size))
-        indices, gains = _greedy_logdet(x, k, alpha, weights, allowed, block_size=block_size, show_progress=show_progress)
+        indices, gains = _greedy_logdet(
+            x, k, alpha, weights, allowed, block_size=block_size, show_progress=show_progress
+        )
         return SelectionResult(indices=indices, method=method, gains=gains, config=config)
     rng = np.random.default_rng(seed)
     if method == "random":
@@ -169,7 +173,9 @@ def select(
         if n_clusters is None:
             n_clusters = int(np.clip(available // 100, 2, k)) if available >= 2 else 1
         if not (isinstance(n_clusters, (int, np.integer)) and 1 <= n_clusters <= available):
-            raise ValueError(f"n_clusters must be between 1 and the number of candidate rows ({available}); got {n_clusters!r}.")
+            raise ValueError(
+                f"n_clusters must be between 1 and the number of candidate rows ({available}); got {n_clusters!r}."
+            )
         config["n_clusters"] = int(n_clusters)
         indices = _cluster_balanced(x, k, int(n_clusters), weights, allowed, seed, rng)
     return SelectionResult(indices=np.asarray(indices, dtype=np.int64), method=method, config=config)
@@ -247,7 +253,13 @@ def _weighted_draw(candidates: np.ndarray, k: int, weights: np.ndarray | None, r
 
 
 def _k_center(
-    x: torch.Tensor, k: int, weights: np.ndarray | None, allowed: np.ndarray, rng: np.random.Generator, *, show_progress: bool
+    x: torch.Tensor,
+    k: int,
+    weights: np.ndarray | None,
+    allowed: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    show_progress: bool,
 ) -> np.ndarray:
     """Farthest-point traversal on cosine distance ``1 − x·c`` (times the quality weight)."""
     candidates = np.flatnonzero(allowed)

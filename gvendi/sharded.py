@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .utils import progress_bar
+from .errors import ConfigFieldError
+from .utils import atomic_write, progress_bar
 from .vendi import VendiAccumulator
 
 __all__ = ["ShardPlan", "featurize_shards", "merge_shards", "resolve_rank"]
@@ -94,8 +95,10 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
         world_size = 1 if world_size is None else int(world_size)
         rank = 0 if rank is None else int(rank)
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"--rank must be in [0, --world-size) and --world-size ≥ 1 (got rank={rank}, world size={world_size})."
+            raise ConfigFieldError(
+                "rank", rank,
+                f"{{rank}} must be in [0, {{world_size}}) and {{world_size}} ≥ 1 (got rank={rank}, world size="
+                f"{world_size}).",
             )
         return rank, world_size, None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -111,24 +114,16 @@ def _tmp_name(path: Path) -> Path:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` under a temporary name, then rename it into place (atomic)."""
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(tmp, path)
+    """Write ``array`` to ``path`` atomically (a reader never sees half a file)."""
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def _save_npz(path: Path, **arrays: Any) -> None:
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def _save_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = _tmp_name(path)
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def _shard_paths(out_dir: Path, shard: int) -> tuple[Path, Path, Path]:
@@ -169,9 +164,10 @@ def prepare_run(out_dir: str | os.PathLike, plan: ShardPlan, *, overwrite: bool 
         )
         differing = plan.matches(previous)
         if differing:
-            raise ValueError(
+            raise ConfigFieldError(
+                "out", str(out),
                 f"{out} holds a different featurization ({', '.join(differing)} differ from this run); "
-                "pass another --out folder, or --overwrite to start it again."
+                "pass another {out} folder, or {overwrite=True} to start it again."
             )
         return out
     if overwrite:
@@ -306,7 +302,7 @@ def wait_for_shards(out_dir: str | os.PathLike, plan: ShardPlan, *, timeout: flo
 def plan_for(featurizer: Any, num_rows: int, shard_rows: int, data: str = "") -> ShardPlan:
     """The `ShardPlan` of a `GradientFeaturizer` over ``num_rows`` rows."""
     if not isinstance(shard_rows, int) or shard_rows < 1:
-        raise ValueError(f"--shard-rows must be an integer ≥ 1 (got {shard_rows!r}).")
+        raise ConfigFieldError("shard_rows", shard_rows, f"{{shard_rows}} must be an integer ≥ 1 (got {shard_rows!r}).")
     return ShardPlan(
         num_rows=num_rows,
         shard_rows=shard_rows,

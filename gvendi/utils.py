@@ -1,20 +1,27 @@
-"""Small shared helpers: the one progress-bar switch, devices, stable hashing."""
+"""Small shared helpers: the one progress-bar switch, devices, stable hashing, atomic writes, file hashing and the
+retry backoff rule."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
+    "atomic_write",
+    "backoff_delay",
     "disable_progress_bars",
     "enable_progress_bars",
     "progress_bar",
     "progress_bars_disabled",
     "quiet_libraries",
     "resolve_device",
+    "sha256_file",
     "stable_seed",
 ]
 
@@ -32,7 +39,9 @@ def progress_bars_disabled() -> bool:
     """
     if _PROGRESS_DISABLED is not None:
         return _PROGRESS_DISABLED
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("GVENDI_DISABLE_PROGRESS_BAR", "TQDM_DISABLE"))
+    return any(
+        os.environ.get(var, "").strip().lower() in _TRUE for var in ("GVENDI_DISABLE_PROGRESS_BAR", "TQDM_DISABLE")
+    )
 
 
 def _library_switches() -> list[tuple[object, object, object]]:
@@ -42,7 +51,9 @@ def _library_switches() -> list[tuple[object, object, object]]:
     with contextlib.suppress(ImportError):
         import huggingface_hub.utils as hub
 
-        switches.append((lambda: not hub.are_progress_bars_disabled(), hub.disable_progress_bars, hub.enable_progress_bars))
+        switches.append(
+            (lambda: not hub.are_progress_bars_disabled(), hub.disable_progress_bars, hub.enable_progress_bars)
+        )
     with contextlib.suppress(ImportError):
         import transformers.utils.logging as tf
 
@@ -50,7 +61,9 @@ def _library_switches() -> list[tuple[object, object, object]]:
     with contextlib.suppress(ImportError):
         import datasets
 
-        switches.append((datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars))
+        switches.append(
+            (datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars)
+        )
     with contextlib.suppress(ImportError):
         import evaluate.utils.logging as ev
 
@@ -169,7 +182,8 @@ def resolve_device(device=None):
         if not torch.cuda.is_available():
             why = "this PyTorch is a CPU-only build" if torch.version.cuda is None else "none is visible"
             raise ValueError(
-                f"device {device!r} asks for a CUDA GPU, but {why}; use 'cpu' (or no device, to pick one automatically)."
+                f"device {device!r} asks for a CUDA GPU, but {why}; use 'cpu' (or no device, to pick one "
+                "automatically)."
             )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(
@@ -188,3 +202,69 @@ def stable_seed(*parts: object) -> int:
 
     digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def atomic_write(
+    path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], object], *, fsync: bool = True
+) -> None:
+    """Write ``path`` so that a reader never sees half a file: into a temporary file beside it (``.NAME.PID.tmp``),
+    then ``fsync`` and ``os.replace`` over the target.
+
+    Args:
+        path: the file to write (its folder is created when missing).
+        data: text (written as UTF-8), bytes, or a callable that writes into the open binary handle
+            (``lambda handle: np.save(handle, array)``).
+        fsync (`bool`, *optional*, defaults to `True`): flush the file to disk before the rename.
+
+    Raises:
+        OSError: the file cannot be written; the temporary file is removed and the target is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    rng: random.Random | None = None,
+    retry_after: float | None = None,
+    retry_after_max: float = 120.0,
+) -> float:
+    """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0): the one backoff rule.
+
+    Exponential, ``min(cap, base · 2**attempt)``; with ``rng``, "full jitter" (uniform in ``[0, that]``, so many
+    clients retrying together spread out). A server's ``Retry-After`` wins when given: ``min(retry_after,
+    retry_after_max)``, plus a jitter of up to ``base`` seconds when ``rng`` is given.
+    """
+    if retry_after is not None:
+        return min(retry_after, retry_after_max) + (rng.uniform(0, base) if rng is not None else 0.0)
+    ceiling = min(cap, base * 2**attempt)
+    return rng.uniform(0, ceiling) if rng is not None else ceiling

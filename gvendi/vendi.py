@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["GVendiResult", "VendiAccumulator", "entropy_q", "score", "vendi_from_eigenvalues"]
+__all__ = ["GVendiResult", "VendiAccumulator", "clamp_vendi", "entropy_q", "score", "vendi_from_eigenvalues"]
 
 # Eigenvalues below this (relative to the largest) are round-off of a rank-deficient Σ, not mass.
 _EIGEN_FLOOR = 1e-12
@@ -82,6 +82,11 @@ def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
     return float(math.exp(entropy_q(p / total, q)))
 
 
+def clamp_vendi(value: float, count: float, dim: int) -> float:
+    """A score pushed back into its valid range ``[1, min(N, k)]`` (the eigensolver's round-off can leave it)."""
+    return min(max(value, 1.0), float(min(count, dim)))
+
+
 @dataclass
 class GVendiResult:
     """A G-Vendi value and what produced it.
@@ -119,7 +124,10 @@ class GVendiResult:
 
     def __repr__(self) -> str:
         interval = f", ci=({self.ci[0]:.4f}, {self.ci[1]:.4f})" if self.ci is not None else ""
-        return f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q}{interval})"
+        return (
+            f"GVendiResult(value={self.value:.4f}, num_samples={self.num_samples}, dim={self.dim}, q={self.q}"
+            f"{interval})"
+        )
 
 
 def _arrow_lists_to_numpy(batch: Any) -> np.ndarray | None:
@@ -227,7 +235,8 @@ class VendiAccumulator:
     Example:
         >>> import numpy as np
         >>> acc = VendiAccumulator(dim=4)
-        >>> acc.update(np.eye(4))
+        >>> acc.update(np.eye(4))  # returns the accumulator, so updates chain
+        VendiAccumulator(dim=4, count=4)
         >>> round(acc.score().value, 6)
         4.0
     """
@@ -357,8 +366,10 @@ class VendiAccumulator:
         """The Vendi Score of order ``q`` of everything accumulated so far."""
         q = _check_q(q)
         value = vendi_from_eigenvalues(self.eigenvalues(), q)
-        value = min(max(value, 1.0), float(min(self.count, self.dim)))  # clamp round-off into the valid range
-        return GVendiResult(value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance))
+        value = clamp_vendi(value, self.count, self.dim)
+        return GVendiResult(
+            value=value, num_samples=self.count, dim=self.dim, q=float(q), provenance=dict(self.provenance)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Serialisable state (for checkpoints and ``torch.distributed`` gathers)."""

@@ -30,7 +30,7 @@ def main(output_dir: str, batch_size: int, dim: int) -> None:
     rows = templated_rows(4, words=range(60, 90), template=1, stage="c")
     rows += templated_rows(36, words=range(10, 60), template=0, stage="a")
     rows += templated_rows(40, words=range(100, 200), template=3, stage="b")
-    callback = GVendiCallback(dim=dim, stage_column="stage")
+    callback = GVendiCallback(dim=dim, stage_column="stage", ci=0.9, n_boot=20)
     distributed = (
         {"ddp_backend": "gloo", "ddp_find_unused_parameters": False}
         if int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -43,6 +43,7 @@ def main(output_dir: str, batch_size: int, dim: int) -> None:
         data_collator=PadCollator(tok.pad_token_id),
         callbacks=[callback],
     )
+    callback.attach(trainer)
     trainer.train()
     if torch.distributed.is_initialized():  # tear gloo down before exit (left to the interpreter, it can abort)
         torch.distributed.barrier()

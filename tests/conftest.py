@@ -21,12 +21,6 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
-def hf_cache_root() -> str:
-    """The temporary folder that holds HF_HOME, HF_DATASETS_CACHE and HF_MODULES_CACHE for this run."""
-    return _CACHE_ROOT
-
-
-@pytest.fixture(scope="session")
 def word_proxy_dir(tmp_path_factory) -> str:
     """A tiny random Qwen2 saved with the bundled proxy's BPE tokenizer as a local proxy folder (``--proxy PATH``).
 

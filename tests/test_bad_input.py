@@ -71,7 +71,7 @@ def test_integer_completions_are_refused_by_evaluate_and_the_cli_alike(module, t
         module.compute(prompts=["p0", "p1"], completions=[0, 1], **TEXTS)
     data = tmp_path / "ints.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p{i}", "completion": i}) + "\n" for i in range(2)))
-    assert main(["score", str(data), "--proxy", "tiny", "--dim", "8"]) == 1
+    assert main(["score", str(data), "--proxy", "tiny", "--dim", "8"]) == 2
     assert "must be a string" in capsys.readouterr().err
 
 
@@ -225,5 +225,5 @@ def test_cli_empty_jsonl_is_a_clear_error(tmp_path, capsys):
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["score", str(empty), "--proxy", "tiny"]) == 1
+    assert main(["score", str(empty), "--proxy", "tiny"]) == 2
     assert "is empty (0 rows)" in capsys.readouterr().err

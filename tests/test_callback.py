@@ -31,13 +31,15 @@ def tok():
 
 
 def _trainer(tok, rows, output_dir, callback, *, net=None, **args):
-    return Trainer(
+    trainer = Trainer(
         model=net if net is not None else model(),
         args=training_args(output_dir, **args),
         train_dataset=Dataset.from_list(encode(rows, tok)),
         data_collator=PadCollator(tok.pad_token_id),
         callbacks=[callback],
     )
+    callback.attach(trainer)
+    return trainer
 
 
 def _gvendi_logs(history, key):
@@ -241,6 +243,54 @@ def test_resume_continues_the_cumulative_curve(tmp_path, tok):
         _trainer(tok, rows, resumed_dir, other, **kwargs).train(resume_from_checkpoint=str(resumed_dir / "checkpoint-4"))
 
 
+def test_interval_is_scores_interval_and_survives_a_resume(tmp_path, tok):
+    """ci=0.9: the logged and summarised interval of the cumulative value is gvendi.score(features, ci=0.9) of the
+    same examples (weights held still, sequential order); a run resumed from a checkpoint outside its output_dir
+    (callback.restore) ends with the same interval as the uninterrupted run."""
+    rows = templated_rows(24, words=range(10, 60), template=0, seed=1) + templated_rows(8, words=range(60, 90), template=1)
+    net = model(seed=3)
+    reference = copy.deepcopy(net).eval()
+    kwargs = dict(learning_rate=0.0, logging_steps=2, max_steps=8, save_strategy="steps", save_steps=4)
+    full = GVendiCallback(dim=DIM, ci=0.9, n_boot=50)
+    trainer = _trainer(tok, rows, tmp_path / "full", full, net=net, **kwargs)
+    trainer.train()
+    final = full.summary()["final"]
+    assert final["ci_level"] == 0.9 and final["n_boot"] == 50
+    logged = _gvendi_logs(trainer.state.log_history, "gvendi/cumulative_ci_low")
+    assert [e["step"] for e in logged] == [2, 4, 6, 8]
+    assert [logged[-1]["gvendi/cumulative_ci_low"], logged[-1]["gvendi/cumulative_ci_high"]] == final["cumulative_ci"]
+    assert [p["cumulative_ci"] for p in full.summary()["points"]] == [
+        [e["gvendi/cumulative_ci_low"], e["gvendi/cumulative_ci_high"]] for e in logged
+    ]
+    encoded = [EncodedExample(r["input_ids"], r["labels"]) for r in encode(rows, tok)]
+    featurizer = GradientFeaturizer(reference, tokenizer=tok, dim=DIM, show_progress=False)
+    expected = score(featurizer.featurize_encoded(encoded), ci=0.9, n_boot=50, seed=0)
+    assert final["cumulative"] == pytest.approx(expected.value, rel=1e-5)
+    assert final["cumulative_ci"] == pytest.approx(list(expected.ci), rel=1e-4)
+
+    resumed = GVendiCallback(dim=DIM, ci=0.9, n_boot=50)
+    checkpoint = str(tmp_path / "full" / "checkpoint-4")
+    resumed.restore(checkpoint)  # not under the resumed run's output_dir: found only through restore()
+    _trainer(tok, rows, tmp_path / "resumed", resumed, net=model(seed=3), **kwargs).train(resume_from_checkpoint=checkpoint)
+    again = resumed.summary()
+    assert again["final"]["examples"] == 32 and [p["step"] for p in again["points"]] == [2, 4, 6, 8]
+    assert again["final"]["cumulative_ci"] == pytest.approx(final["cumulative_ci"], rel=1e-5)
+
+
+def test_a_callback_without_its_trainer_says_how_to_attach(tmp_path, tok):
+    callback = GVendiCallback(dim=DIM)
+    trainer = Trainer(
+        model=model(),
+        args=training_args(tmp_path),
+        train_dataset=Dataset.from_list(encode(templated_rows(8, words=range(10, 60), template=0), tok)),
+        data_collator=PadCollator(tok.pad_token_id),
+        callbacks=[callback],
+    )
+    with pytest.raises(RuntimeError, match=r"callback\.attach\(trainer\)"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
 def test_proxy_source_reads_text_columns(tmp_path, tok):
     proxy = model(seed=7).eval()
     callback = GVendiCallback(
@@ -305,14 +355,13 @@ def test_error_proxy_without_text_columns(tmp_path, tok):
         {"input_ids": r["input_ids"], "labels": r["labels"]}
         for r in encode(templated_rows(8, words=range(10, 60), template=0), tok)
     ]
-    callback = GVendiCallback(source="proxy", dim=DIM, proxy=model(), proxy_kwargs={"tokenizer": tok})
     trainer = Trainer(
         model=model(),
         args=training_args(tmp_path),
         train_dataset=Dataset.from_list(rows),
         data_collator=PadCollator(tok.pad_token_id),
-        callbacks=[callback],
     )
+    GVendiCallback(source="proxy", dim=DIM, proxy=model(), proxy_kwargs={"tokenizer": tok}, trainer=trainer)
     with pytest.raises(ValueError, match=r"no text column\(s\) \['prompt', 'completion'\]"):
         trainer.train()
     assert trainer.state.global_step == 0
@@ -325,6 +374,8 @@ def test_constructor_errors():
         GVendiCallback(dim=0)
     with pytest.raises(ValueError, match="projection must be"):
         GVendiCallback(projection="gaussian")
+    with pytest.raises(ValueError, match="confidence level"):
+        GVendiCallback(ci=95)
 
 
 # distributed ------------------------------------------------------------------------------------------------
@@ -374,6 +425,9 @@ def test_two_processes_match_one(tmp_path, dim):
             one["final"]["stages"][name]["gvendi"], rel=1e-6
         )
     assert [p["examples"] for p in two["points"]] == [p["examples"] for p in one["points"]]
+    for run in (one, two):  # both report an interval (its resamples depend on the order the rows arrived in)
+        low, high = run["final"]["cumulative_ci"]
+        assert 1.0 <= low < high and run["final"]["n_boot"] == 20
     for mine, theirs in zip(two["points"], one["points"]):
         for key in ("window", "cumulative"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-6), (key, mine["step"])

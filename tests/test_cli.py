@@ -75,7 +75,7 @@ def test_errors_are_one_clear_line(args, message, word_proxy_dir, data_files, ca
     if "--proxy" not in args:
         args += ["--proxy", word_proxy_dir]
     code, _, err = _score(args, capsys)
-    assert code == 1
+    assert code == 2  # a user error (bad data, path or proxy), as in every command
     assert message in err and "Traceback" not in err
 
 
@@ -98,8 +98,8 @@ def test_no_command_prints_help(capsys):
         (["--limit", "0"], "--limit must be ≥ 1"),
         (["--q", "0"], "--q must be a number > 0"),
         (["--q", "nan"], "--q must be a number > 0"),
-        (["--batch-size", "0"], "--batch-size must be ≥ 1"),
-        (["--max-length", "1"], "--max-length must be ≥ 2"),
+        (["--batch-size", "0"], "--batch-size must be an integer ≥ 1"),
+        (["--max-length", "1"], "--max-length must be an integer ≥ 2"),
         (["--dtype", "float77"], "--dtype: unknown dtype 'float77'"),
         (["--device", "tpu9"], "--device: unknown device"),
         (["--prompt-column", " "], "--prompt-column is empty"),
@@ -137,7 +137,7 @@ def test_row_numbers_count_from_one(word_proxy_dir, tmp_path, capsys):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in [*RECORDS[:2], {"prompt": "w1", "completion": " "}]))
     code = main(["score", str(path), "--proxy", word_proxy_dir])
-    assert code == 1 and "row 3: field 'completion' is empty" in capsys.readouterr().err
+    assert code == 2 and "row 3: field 'completion' is empty" in capsys.readouterr().err
 
 
 def _all_commands():

@@ -1,4 +1,5 @@
-"""Spherical k-means: recovers separated clusters, exact argmax through the bf16 screen, seeded, and the sparse rule."""
+"""Spherical k-means: recovers separated clusters, exact argmax through the bf16 screen, seeded, and the sparse
+rule."""
 
 import numpy as np
 import pytest

@@ -76,7 +76,7 @@ def test_select_errors_are_one_line(pool, extra, message, capsys):
     argv = ["select", str(pool["data"]), "--out", str(pool["folder"] / "x.jsonl"), "--features", str(pool["features"])]
     argv += extra if "--k" in extra else ["--k", "4", *extra]
     code, _, err = _run(argv, capsys)
-    assert code == 1 and message in err and "Traceback" not in err
+    assert code == 2 and message in err and "Traceback" not in err  # user errors exit 2
 
 
 def test_score_per_example_writes_contribution_columns(pool, word_proxy_dir, capsys):

@@ -137,7 +137,7 @@ def test_the_model_loads_on_first_use_and_the_fingerprint_does_not_change(word_p
     assert featurizer._loaded is None
     before = featurizer.fingerprint
     loaded = load_proxy(word_proxy_dir)
-    assert featurizer._config["proxy_digest"] == loaded.digest and featurizer._config["revision"] == loaded.revision
+    assert featurizer.provenance["proxy_digest"] == loaded.digest and featurizer.provenance["proxy_revision"] == loaded.revision
     featurizer.featurize(RECORDS)
     assert featurizer._loaded is not None and featurizer.fingerprint == before
 

@@ -405,6 +405,7 @@ class _HashingFeaturizer:
     """Unit-norm hashed word bigrams: a fast, deterministic stand-in for gradient features (plumbing only)."""
 
     fingerprint = "test-hub-hashing-v1"
+    provenance = {"proxy": "test-hub-hashing", "proxy_revision": None}
 
     def featurize(self, records):
         import hashlib

@@ -182,5 +182,5 @@ def test_killed_run_resumes_shard_wise_to_the_same_result(tmp_path, data_file, p
 def test_rerun_with_other_settings_is_refused(tmp_path, data_file, proxy_dir):
     out = tmp_path / "run"
     assert main(_args(data_file, out, proxy_dir, "--limit", "8")) == 0
-    assert main(_args(data_file, out, proxy_dir, "--limit", "8", "--seed", "1")) == 1  # a different featurization
+    assert main(_args(data_file, out, proxy_dir, "--limit", "8", "--seed", "1")) == 2  # a different featurization
     assert main(_args(data_file, out, proxy_dir, "--limit", "8", "--seed", "1", "--overwrite")) == 0

@@ -1,6 +1,8 @@
 """The Vendi Score core: sanity values, the reference dual form, streaming, merging, order q, bad input."""
 
+import gc
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -65,13 +67,27 @@ def test_input_types_agree():
 
 
 def test_streaming_generator_is_not_materialised():
+    """Each batch is released before the next is pulled: when the stream yields a batch, at most the first (kept to
+    size the accumulator) and the one just scored may still be alive, so a score that collected the stream first
+    (``list(...)``, ``np.concatenate``) fails here; the value is that of the whole array."""
+    rng = np.random.default_rng(8)
+    data = [rng.normal(size=(500, 16)) for _ in range(20)]
+    alive_when_pulled = []
+
     def batches():
-        rng = np.random.default_rng(8)
-        for _ in range(20):
-            yield rng.normal(size=(500, 16))
+        yielded = []
+        for batch in data:
+            gc.collect()
+            alive_when_pulled.append(sum(ref() is not None for ref in yielded))
+            copy = batch.copy()  # the stream's own array: only the consumer can keep it alive
+            yielded.append(weakref.ref(copy))
+            yield copy
+            del copy
 
     result = score(batches())
-    assert result.num_samples == 10_000 and 1 <= result.value <= 16
+    assert result.num_samples == 10_000
+    assert result.value == pytest.approx(score(np.concatenate(data)).value, rel=1e-12)
+    assert max(alive_when_pulled) <= 2, f"batches still alive when the next was pulled: {alive_when_pulled}"
 
 
 def test_merge_is_exact_and_order_free():

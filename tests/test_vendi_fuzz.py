@@ -152,7 +152,11 @@ def test_featurizer_fuzz(featurizer):
             batch = {
                 "messages": [
                     [
-                        {k: v for k, v in (("role", roles[int(rng.integers(0, 4))]), ("content", _cell(rng))) if v is not None}
+                        {
+                            k: v
+                            for k, v in (("role", roles[int(rng.integers(0, 4))]), ("content", _cell(rng)))
+                            if v is not None
+                        }
                         for _ in range(int(rng.integers(0, 3)))
                     ]
                     for _ in range(n)

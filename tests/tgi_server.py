@@ -43,7 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["LoopbackTGIServer", "scripted_responder"]
+__all__ = ["LoopbackTGIServer", "TemplateWalkResponder", "scripted_responder"]
 
 NAMES = ["Ada", "Bo", "Cyd", "Dee", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kai", "Lu", "Mo", "Ned", "Oz", "Pia"]
 MATH_TEMPLATES = [
@@ -192,6 +192,59 @@ def scripted_responder(prompt: str, seed: int | None, unparsable_rate: float = 0
     return "ok"
 
 
+class TemplateWalkResponder:
+    """A math generator that writes variants near its shots, over the bundled sample's solution templates.
+
+    For each problem a generation prompt asks for, it picks one of the prompt's shots at random and looks up the
+    shot's template (the bundled sample's label, or the template it generated the shot from); with probability
+    ``drift`` it moves to a neighbouring template on a fixed ring of the templates (one step either way), otherwise
+    it keeps the shot's; it then writes a fresh instance of that template (new names, numbers and phrasing, with the
+    template's own worked solution, from ``gvendi/data/_math_generators.py``). The solver answers a problem it
+    knows with that worked solution (``unsure`` of the samples say they cannot solve it); everything else falls back
+    to :func:`scripted_responder`.
+
+    So what the pool gains depends only on the shots it is shown: with shots drawn uniformly, new problems copy the
+    pool's template mix and reach unseen templates only by slow drift from the common ones, and diversity can
+    saturate; shots drawn from rare regions reach new templates sooner. This is a designed stand-in for "an LLM
+    writes variants of its examples", not evidence that a given LLM behaves so.
+    """
+
+    def __init__(self, drift: float = 0.25, unsure: float = 0.1):
+        from gvendi.data import load_math_sample
+        from gvendi.data._math_generators import TEMPLATES
+
+        self.drift, self.unsure = drift, unsure
+        self.templates = TEMPLATES
+        self.ring = sorted(TEMPLATES)
+        self.known: dict[str, tuple[str, str]] = {}  # problem → (template, worked solution)
+        for row in load_math_sample():
+            self.known[row["problem"].strip()] = (row["template"], row["solution"])
+
+    def __call__(self, prompt: str, seed: int | None, unparsable_rate: float) -> str:
+        rng = _rng("walk", prompt, seed)
+        if "new math problems" in prompt:
+            count = len(re.findall(r"### Problem \d+\n<the problem statement>", prompt)) or 1
+            shots = [shot.strip() for shot in re.findall(r"Example \d+:\n(.*?)\n\n", prompt, re.DOTALL)]
+            templates = [self.known[shot][0] for shot in shots if shot in self.known]
+            if not templates:
+                return scripted_responder(prompt, seed, unparsable_rate)
+            problems = []
+            for _ in range(count):
+                index = self.ring.index(rng.choice(templates))
+                if rng.random() < self.drift:
+                    index = (index + rng.choice((-1, 1))) % len(self.ring)
+                template = self.ring[index]
+                problem, solution, _ = self.templates[template](rng)
+                self.known.setdefault(problem.strip(), (template, solution))
+                problems.append(problem)
+            return "\n\n".join(f"### Problem {i}\n{p}" for i, p in enumerate(problems, start=1))
+        if "Solve the following math problem" in prompt:
+            problem = prompt.split("Problem:", 1)[-1].strip()
+            if problem in self.known:
+                return "I am not sure how to solve this." if rng.random() < self.unsure else self.known[problem][1]
+        return scripted_responder(prompt, seed, unparsable_rate)
+
+
 class LoopbackTGIServer:
     """A TGI-compatible server on ``127.0.0.1`` (a free port), run on a background thread.
 
@@ -210,6 +263,9 @@ class LoopbackTGIServer:
         max_lifetime: the server stops itself after this many seconds.
         behaviour: ``None`` (a working server) or a broken endpoint: ``html``, ``404``, ``garbage``, ``always429``,
             ``hang_after_probe`` (see the module docstring).
+        responder: in ``scripted`` mode, ``"scripted"`` (:func:`scripted_responder`) or ``"template-walk"``
+            (:class:`TemplateWalkResponder`: math problems written as variants near their shots).
+        drift: the template-walk responder's probability of moving to a neighbouring template.
     """
 
     BEHAVIOURS = (None, "html", "404", "garbage", "always429", "hang_after_probe", "reject_after_probe")
@@ -235,6 +291,8 @@ class LoopbackTGIServer:
         max_concurrent: int = 512,
         max_lifetime: float = 900.0,
         behaviour: str | None = None,
+        responder: str = "scripted",
+        drift: float = 0.25,
     ):
         if behaviour not in self.BEHAVIOURS:
             raise ValueError(f"behaviour must be one of {self.BEHAVIOURS}, got {behaviour!r}.")
@@ -242,6 +300,9 @@ class LoopbackTGIServer:
         if mode not in ("scripted", "model"):
             raise ValueError(f"mode must be 'scripted' or 'model', got {mode!r}.")
         self.mode = mode
+        if responder not in ("scripted", "template-walk"):
+            raise ValueError(f"responder must be 'scripted' or 'template-walk', got {responder!r}.")
+        self._respond = scripted_responder if responder == "scripted" else TemplateWalkResponder(drift=drift)
         self.model_path = model_path
         self.seed = seed
         self.delay = delay
@@ -367,7 +428,7 @@ class LoopbackTGIServer:
         if text.rstrip().endswith("ping") or "user\nping<|im_end|>" in text:
             self.stats["probes"] += 1  # the client's reachability check
         if self.mode == "scripted":
-            return scripted_responder(text, seed, self.unparsable_rate)
+            return self._respond(text, seed, self.unparsable_rate)
         if chat_messages is not None:
             text = self._tokenizer.apply_chat_template(chat_messages, tokenize=False, add_generation_prompt=True)
         max_new = int(params.get("max_new_tokens") or params.get("max_tokens") or 16)
@@ -524,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-lifetime", type=float, default=900.0)
     parser.add_argument("--behaviour", choices=[b for b in LoopbackTGIServer.BEHAVIOURS if b], default=None)
     parser.add_argument("--timeout-delay", type=float, default=3.0)
+    parser.add_argument("--responder", choices=["scripted", "template-walk"], default="scripted")
+    parser.add_argument("--drift", type=float, default=0.25)
     for kind in ("429", "503", "timeout", "slow", "malformed", "reset"):
         parser.add_argument(f"--rate-{kind}", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -534,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         max_lifetime=args.max_lifetime,
         behaviour=args.behaviour,
         timeout_delay=args.timeout_delay,
+        responder=args.responder,
+        drift=args.drift,
         **{f"rate_{k}": getattr(args, f"rate_{k}") for k in ("429", "503", "timeout", "slow", "malformed", "reset")},
     ).start()
     print(f"PORT {server.port}", flush=True)

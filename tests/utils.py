@@ -1,15 +1,5 @@
 """Shared test helpers."""
 
-import importlib.util
-
-import pytest
-
-
-def require_package(name: str):
-    """Skip a test when an optional package is not installed."""
-    return pytest.mark.skipif(importlib.util.find_spec(name) is None, reason=f"{name} is not installed")
-
-
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -33,7 +33,9 @@ def rewrite(docstring: str) -> str:
         parts = [p.strip() for p in match["inside"].split(",")]
         type_text = _plain_type(parts[0]) if parts and "optional" not in parts[0] else ""
         extra = ", ".join(p for p in parts[1:] if p) if type_text else ", ".join(parts)
-        head = f"{match['indent']}{match['name']} ({type_text}):" if type_text else f"{match['indent']}{match['name']}:"
+        head = (
+            f"{match['indent']}{match['name']} ({type_text}):" if type_text else f"{match['indent']}{match['name']}:"
+        )
         rest = match["rest"]
         if extra:
             # the note goes after the argument's whole description, which may continue on indented lines

@@ -69,7 +69,6 @@ stage_two = [{**row, "stage": "arithmetic-again"} for row in stage_one]
 stage_three = rows(96, range(150, 290), template=120, stage="word-problems", seed=1)
 train = Dataset.from_list(stage_one + stage_two + stage_three).map(tokenize)
 
-callback = GVendiCallback(dim=256, stage_column="stage")
 args = TrainingArguments(
     output_dir="callback-example",
     per_device_train_batch_size=8,
@@ -84,9 +83,8 @@ args = TrainingArguments(
 )
 set_seed(0)  # the model's random initialisation, so the printed numbers reproduce
 model = Qwen2ForCausalLM(config)
-trainer = Trainer(
-    model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[callback]
-)
+trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
+callback = GVendiCallback(dim=256, stage_column="stage", trainer=trainer)
 trainer.train()
 
 final = callback.summary()["final"]

@@ -1,6 +1,6 @@
 """Regenerate every number and picture the docs show from running code, so none can drift.
 
-    python docs/assets/regenerate.py demo        # `gvendi demo` table in README.md and docs/index.md, docs/assets/demo.png
+    python docs/assets/regenerate.py demo        # `gvendi demo` table in README.md and docs/index.md, and demo.png
     python docs/assets/regenerate.py callback    # docs/callback.md's worked-example output and callback_curve.png
     python docs/assets/regenerate.py synthesis   # a real run's report plots (loopback TGI server, tiny proxy)
     python docs/assets/regenerate.py all
@@ -39,8 +39,10 @@ def replace_block(path: Path, name: str, content: str) -> None:
     marked_block(text, name)  # raises when the markers are missing
     pattern = rf"<!-- gvendi:{name} -->(.*?)<!-- /gvendi:{name} -->"
     inline = "\n" not in content
-    block = f"<!-- gvendi:{name} -->{content}<!-- /gvendi:{name} -->" if inline else (
-        f"<!-- gvendi:{name} -->\n{content.strip(chr(10))}\n<!-- /gvendi:{name} -->"
+    block = (
+        f"<!-- gvendi:{name} -->{content}<!-- /gvendi:{name} -->"
+        if inline
+        else (f"<!-- gvendi:{name} -->\n{content.strip(chr(10))}\n<!-- /gvendi:{name} -->")
     )
     path.write_text(re.sub(pattern, lambda m: block, text, flags=re.S), encoding="utf-8")
 
@@ -58,8 +60,14 @@ def code_block(text: str, lang: str = "text") -> str:
 def run_demo() -> tuple[str, list[dict]]:
     """(the table `gvendi demo` prints, its JSON results), from a fresh process."""
     env = {**os.environ, "GVENDI_DISABLE_PROGRESS_BAR": "1", "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, "-m", "gvendi", "demo", "--json"], capture_output=True, text=True,
-                         check=True, env=env, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "gvendi", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
     return run.stderr.strip(), json.loads(run.stdout)
 
 
@@ -115,8 +123,14 @@ def regenerate_callback() -> None:
     """Run docs/assets/callback_example.py (it copies the figure) and put what it prints into docs/callback.md."""
     with tempfile.TemporaryDirectory() as work:
         env = {**os.environ, "GVENDI_DISABLE_PROGRESS_BAR": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-        run = subprocess.run([sys.executable, str(ASSETS / "callback_example.py")], capture_output=True, text=True,
-                             check=True, env=env, cwd=work)
+        run = subprocess.run(
+            [sys.executable, str(ASSETS / "callback_example.py")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=work,
+        )
     output = "\n".join(line for line in run.stdout.splitlines() if "G-Vendi" in line or line.startswith("  stage"))
     replace_block(ROOT / "docs" / "callback.md", "callback-example", code_block(output))
     print(output)
@@ -138,9 +152,30 @@ def regenerate_synthesis() -> None:
         seeds = Path(work) / "seeds.jsonl"
         seeds.write_text("".join(MATH_SAMPLE_PATH.read_text(encoding="utf-8").splitlines(keepends=True)[:120]))
         run_dir = Path(work) / "runs" / "math"
-        code = main(["synthesize", "--task", "math", "--seeds", str(seeds), "--generator", server.url,
-                     "--rounds", "2", "--per-round", "48", "--proxy", "tiny", "--dim", "256", "--min-clusters", "6",
-                     "--out", str(run_dir), "--quiet"])
+        code = main(
+            [
+                "synthesize",
+                "--task",
+                "math",
+                "--seeds",
+                str(seeds),
+                "--generator",
+                server.url,
+                "--rounds",
+                "2",
+                "--per-round",
+                "48",
+                "--proxy",
+                "tiny",
+                "--dim",
+                "256",
+                "--min-clusters",
+                "6",
+                "--out",
+                str(run_dir),
+                "--quiet",
+            ]
+        )
         if code != 0:
             raise SystemExit(f"gvendi synthesize failed with exit code {code}")
         plots = run_dir / "plots"

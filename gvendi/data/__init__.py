@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "DATA_DIR",
     "MATH_SAMPLE_PATH",
+    "NLI_LABELS",
     "NLI_SAMPLE_PATH",
     "TINY_PROXY_PATH",
     "load_math_sample",
@@ -34,7 +35,9 @@ NLI_SAMPLE_PATH = DATA_DIR / "nli_sample.jsonl"
 TINY_PROXY_PATH = DATA_DIR / "tiny-proxy"
 """A tiny trained ``Qwen2ForCausalLM`` with its tokenizer and chat template, loadable offline."""
 
-_NLI_LABELS = ("entailment", "neutral", "contradiction")
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+"""The NLI label names, in ``ClassLabel`` order (0, 1, 2; the MNLI convention). Defined here, with the NLI row
+format, because the core formats NLI rows; the NLI synthesis task's schema (``ClassLabel``) is built from it."""
 
 
 def math_prompt_completion(problem: str, solution: str) -> dict[str, str]:
@@ -70,8 +73,8 @@ def nli_prompt_completion(premise: str, hypothesis: str, label: str) -> dict[str
     Raises:
         ValueError: if ``label`` is not one of the three labels.
     """
-    if label not in _NLI_LABELS:
-        raise ValueError(f"label must be one of {', '.join(_NLI_LABELS)} (got {label!r}).")
+    if label not in NLI_LABELS:
+        raise ValueError(f"label must be one of {', '.join(NLI_LABELS)} (got {label!r}).")
     prompt = (
         f"Premise: {premise}\nHypothesis: {hypothesis}\nAnswer with one word: entailment, neutral or contradiction."
     )

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import datasets
 
-from ..utils import progress_bar
+from ..utils import atomic_write, backoff_delay, progress_bar, sha256_file
 from .card import build_dataset_card, check_license, check_repo_id
 from .run_folder import PublishableRun, build_dataset, read_run
 
@@ -188,7 +188,7 @@ def _with_retries(
                 if _is_transient(err):
                     message += f" (gave up after {max_retries + 1} attempts)"
                 break
-            wait = min(max_wait, base_wait * 2**attempt)
+            wait = backoff_delay(attempt, base=base_wait, cap=max_wait)
             logger.warning("%s; retrying in %.1fs (attempt %d of %d)", message, wait, attempt + 2, max_retries + 1)
         time.sleep(wait)
     # Raised outside the `except` block on purpose: the original exception (whose text may echo request details)
@@ -276,7 +276,7 @@ def write_publish_folder(
     card = build_dataset_card(
         run, repo_id=repo_id, license=license, pretty_name=pretty_name, dataset=dataset, download_size=download_size
     )
-    (out_dir / "README.md").write_text(str(card), encoding="utf-8")
+    atomic_write(out_dir / "README.md", str(card))
     logger.info("wrote %d parquet shard(s) and README.md (%d rows) to %s", num_shards, len(dataset), out_dir)
     return sorted([*written, "README.md"])
 
@@ -290,20 +290,12 @@ def _git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _same_as_remote(local: Path, remote: Any) -> bool:
     """Whether a local file equals a remote ``RepoFile`` (LFS/Xet files by SHA-256, regular ones by git blob id)."""
     if remote.size is not None and remote.size != local.stat().st_size:
         return False
     if remote.lfs is not None:
-        return remote.lfs.sha256 == _sha256(local)
+        return remote.lfs.sha256 == sha256_file(local)
     return remote.blob_id == _git_blob_sha1(local)
 
 

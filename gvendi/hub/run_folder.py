@@ -1,20 +1,15 @@
-"""Read a finished synthesis run folder, check that it can be published, and turn it into a typed ``Dataset``.
+"""Check that a finished synthesis run folder can be published, and turn it into a typed ``Dataset``.
 
-A run folder, as ``gvendi synthesize`` writes it::
-
-    RUN_DIR/
-      config.json     the resolved synthesis config ("task", "proxy", "generator", "solver", "vote", ...)
-      report.json     per-round counts, G-Vendi of the seed pool and of the final set, decontamination report
-      dataset.jsonl   the final pool (seeds + accepted rows); written only when the run completed
-      requests.jsonl  the request log (never published)
+The run folder is read by the synthesis package's one reader (:func:`gvendi.synthesis.load_run`; its layout is in
+:mod:`gvendi.synthesis.store`), and each row is checked against its task's schema
+(:attr:`gvendi.synthesis.Task.features`). ``requests.jsonl`` (the request log) is never published.
 
 The published schemas (PrismMath for ``task="math"``, PrismNLI for ``task="nli"``) are :data:`MATH_FEATURES` and
-:data:`NLI_FEATURES`.
+:data:`NLI_FEATURES`, read from the tasks.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -24,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+
+from ..data import NLI_LABELS
+from ..synthesis.store import load_run
+from ..synthesis.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -39,44 +38,14 @@ __all__ = [
     "read_run",
 ]
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")
-"""PrismNLI label names, in ``ClassLabel`` order (0, 1, 2), the MNLI convention."""
-
-_PROVENANCE_FEATURES = {
-    "source": datasets.Value("string"),
-    "round": datasets.Value("int32"),
-    "cluster": datasets.Value("int32"),
-    "votes": datasets.Value("int32"),
-    "generator": datasets.Value("string"),
-    "solver": datasets.Value("string"),
-}
-
-MATH_FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "problem": datasets.Value("string"),
-        "solution": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-        **_PROVENANCE_FEATURES,
-    }
-)
+TASK_FEATURES: dict[str, datasets.Features] = {name: get_task(name).features for name in TASKS}
+"""The published features of each task (the tasks' own schemas)."""
+MATH_FEATURES = TASK_FEATURES["math"]
 """PrismMath rows: ``id, problem, solution, answer, source, round, cluster, votes, generator, solver``."""
+NLI_FEATURES = TASK_FEATURES["nli"]
+"""PrismNLI rows: ``id, premise, hypothesis, label, source, round, cluster, votes, generator, solver`` (``label`` a
+``ClassLabel`` over :data:`NLI_LABELS`)."""
 
-NLI_FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "premise": datasets.Value("string"),
-        "hypothesis": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(NLI_LABELS)),
-        **_PROVENANCE_FEATURES,
-    }
-)
-"""PrismNLI rows: ``id, premise, hypothesis, label, source, round, cluster, votes, generator, solver``."""
-
-TASK_FEATURES = {"math": MATH_FEATURES, "nli": NLI_FEATURES}
-"""The published features of each task."""
-
-_TEXT_COLUMNS = {"math": ("problem", "solution", "answer"), "nli": ("premise", "hypothesis")}
 _REQUIRED_CONFIG_KEYS = ("task", "proxy", "generator", "rounds", "seed")
 _MAX_ERRORS_SHOWN = 5
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s,;]+")
@@ -122,50 +91,8 @@ class PublishableRun:
         return len(self.rows) - self.num_seed_rows
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"{path.parent} is not a synthesis run folder: {path.name} ({what}) is missing.")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path} is not valid JSON ({err.msg} at line {err.lineno}); the run folder is damaged."
-        ) from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, found {type(value).__name__}.")
-    return value
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_row(row: Any, line: int, task: str) -> list[str]:
-    """Problems with one ``dataset.jsonl`` row (empty when it is fine)."""
-    if not isinstance(row, dict):
-        return [f"line {line}: expected a JSON object, found {type(row).__name__}"]
-    problems = []
-    expected = TASK_FEATURES[task]
-    missing = [name for name in expected if name not in row]
-    if missing:
-        problems.append(f"line {line}: missing column(s) {', '.join(missing)}")
-        return problems
-    for name in ("id", *_TEXT_COLUMNS[task]):
-        if not isinstance(row[name], str) or (name != "answer" and not row[name].strip()):
-            problems.append(f"line {line}: {name!r} must be a non-empty string (got {row[name]!r:.60})")
-    if task == "nli" and row["label"] not in NLI_LABELS:
-        problems.append(f"line {line}: label must be one of {', '.join(NLI_LABELS)} (got {row['label']!r})")
-    if row["source"] not in ("seed", "generated"):
-        problems.append(f"line {line}: source must be 'seed' or 'generated' (got {row['source']!r})")
-    for name in ("round", "cluster", "votes"):
-        if not _is_int(row[name]):
-            problems.append(f"line {line}: {name!r} must be an integer (got {row[name]!r})")
-    if _is_int(row["round"]) and row["source"] == "seed" and row["round"] != 0:
-        problems.append(f"line {line}: a seed row must have round 0 (got {row['round']})")
-    for name in ("generator", "solver"):
-        if row[name] is not None and not isinstance(row[name], str):
-            problems.append(f"line {line}: {name!r} must be a string or null (got {row[name]!r})")
-    return problems
 
 
 def _check_report(report: dict[str, Any], path: Path) -> None:
@@ -204,12 +131,9 @@ def read_run(run_dir: str | Path, *, task: str | None = None) -> PublishableRun:
         ValueError: if the folder is not a complete run of the expected task, or a row is malformed.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ValueError(f"run folder {str(run_dir)!r} does not exist or is not a folder.")
     if task is not None and task not in TASK_FEATURES:
         raise ValueError(f"task must be one of {', '.join(TASK_FEATURES)} (got {task!r}).")
-    config = _read_json(run_dir / "config.json", "the synthesis config")
-    report = _read_json(run_dir / "report.json", "the run report")
+    config, report, raw_rows = load_run(run_dir)
 
     missing = [key for key in _REQUIRED_CONFIG_KEYS if key not in config]
     if missing:
@@ -226,40 +150,24 @@ def read_run(run_dir: str | Path, *, task: str | None = None) -> PublishableRun:
         raise ValueError(
             f"{run_dir} is a {run_task!r} run, not a {task!r} run; publish it with the {run_task} recipe instead."
         )
-    if report.get("complete") is not True:
-        raise ValueError(
-            f"{run_dir} is not a complete run (report.json has complete={report.get('complete')!r}); "
-            "resume it with `gvendi synthesize` until it finishes before publishing."
-        )
-    dataset_path = run_dir / "dataset.jsonl"
-    if not dataset_path.is_file():
-        raise ValueError(
-            f"{run_dir} has no dataset.jsonl although report.json says it is complete; the run folder is damaged."
-        )
     _check_report(report, run_dir / "report.json")
+    dataset_path = run_dir / "dataset.jsonl"
+    schema = get_task(run_task)
 
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     hidden_urls = 0
-    with dataset_path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                problems.append(f"line {line_number}: not valid JSON ({err.msg})")
-                continue
-            row_problems = _check_row(row, line_number, run_task)
-            if row_problems:
-                problems.extend(row_problems)
-                continue
-            public = {name: row[name] for name in TASK_FEATURES[run_task]}
-            for name in ("generator", "solver"):
-                label = public_label(public[name])
-                hidden_urls += label != public[name]
-                public[name] = label
-            rows.append(public)
+    for row_number, row in enumerate(raw_rows, start=1):
+        row_problems = schema.row_problems(row)
+        if row_problems:
+            problems.extend(f"row {row_number}: {problem}" for problem in row_problems)
+            continue
+        public = {name: row[name] for name in schema.output_fields}
+        for name in ("generator", "solver"):
+            label = public_label(public[name])
+            hidden_urls += label != public[name]
+            public[name] = label
+        rows.append(public)
     if not problems:
         duplicates = [key for key, count in Counter(row["id"] for row in rows).items() if count > 1]
         if duplicates:
@@ -312,8 +220,5 @@ def build_dataset(run: str | Path | PublishableRun, *, task: str | None = None) 
         run = read_run(run, task=task)
     elif task is not None and run.task != task:
         raise ValueError(f"{run.run_dir} is a {run.task!r} run, not a {task!r} run.")
-    features = TASK_FEATURES[run.task]
-    columns: dict[str, list[Any]] = {name: [row[name] for row in run.rows] for name in features}
-    if run.task == "nli":
-        columns["label"] = [NLI_LABELS.index(label) for label in columns["label"]]
-    return datasets.Dataset.from_dict(columns, features=features)
+    schema = get_task(run.task)
+    return datasets.Dataset.from_dict(schema.encode_columns(run.rows), features=schema.features)

@@ -14,6 +14,7 @@ from typing import Any
 
 from huggingface_hub import SpaceCard, SpaceCardData
 
+from ..utils import atomic_write
 from .card import check_repo_id
 from .publish import PushResult, commit_folder
 
@@ -180,10 +181,13 @@ def build_measurement_space(
         raise ValueError(f"gvendi_requirement must be one requirements line (got {gvendi_requirement!r}).")
     out_dir.mkdir(parents=True, exist_ok=True)
     card = _space_card(card_text if card_text is not None else measurement_card_text(), sdk_version)
-    (out_dir / "README.md").write_text(str(card), encoding="utf-8")
-    (out_dir / "app.py").write_text(_APP_FILE, encoding="utf-8")
-    (out_dir / "gvendi.py").write_text(_MODULE_FILE, encoding="utf-8")
-    (out_dir / "requirements.txt").write_text(gvendi_requirement.strip() + "\n", encoding="utf-8")
+    for name, text in (
+        ("README.md", str(card)),
+        ("app.py", _APP_FILE),
+        ("gvendi.py", _MODULE_FILE),
+        ("requirements.txt", gvendi_requirement.strip() + "\n"),
+    ):
+        atomic_write(out_dir / name, text)
     logger.info("wrote the measurement Space to %s", out_dir)
     return sorted(SPACE_FILES)
 

@@ -8,9 +8,11 @@ Three backends share :meth:`Backend.generate`:
 - ``local``: in-process ``transformers`` generation (no server).
 
 The base class owns the loop: a concurrency cap (semaphore), an optional requests-per-minute cap, a per-attempt
-timeout, and retries with exponential backoff and full jitter on 429/503/424/5xx, timeouts, connection errors and
-malformed bodies, honouring ``Retry-After``. A request that still fails comes back as a failed
-:class:`GenerationResult` carrying its error; it is never dropped.
+timeout, and retries with exponential backoff and full jitter (:func:`gvendi.utils.backoff_delay`) on
+429/503/424/5xx, timeouts, connection errors and malformed bodies, honouring ``Retry-After``. A request that still
+fails comes back as a failed :class:`GenerationResult` carrying its error; it is never dropped. A programming error
+(``TypeError``, ``KeyError``, ``AttributeError``… raised outside the HTTP client's response parsing) is a bug, not
+a bad answer: it is neither retried nor recorded, it propagates.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..utils import backoff_delay
 from .config import EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ __all__ = [
     "GenerationParams",
     "GenerationResult",
     "LocalBackend",
+    "MalformedResponseError",
     "OpenAIBackend",
     "TGIBackend",
     "classify_error",
@@ -48,6 +52,11 @@ __all__ = [
 Messages = list[dict[str, str]]
 
 _RETRYABLE_STATUS = {408, 409, 424, 425, 429, 500, 502, 503, 504}
+
+
+class MalformedResponseError(ValueError):
+    """The server answered, but the body is not what the route promises (no generated text, an empty choice list):
+    retried like a truncated body."""
 
 
 class EndpointUnreachableError(ConnectionError):
@@ -173,7 +182,9 @@ def classify_error(exc: BaseException) -> ErrorInfo:
     Covers ``huggingface_hub``'s TGI errors on the generate route (``OverloadedError`` for 429,
     ``ValidationError`` for 422, ``GenerationError`` for 424, ``IncompleteGenerationError``), ``HfHubHTTPError``
     with its status on the chat route, ``InferenceTimeoutError`` and ``asyncio`` timeouts, transport errors of the
-    HTTP client (connect, read, remote-protocol), and malformed bodies (``JSONDecodeError``, missing keys).
+    HTTP client (connect, read, remote-protocol), and malformed bodies (``JSONDecodeError``, a body the client
+    could not read, :class:`MalformedResponseError`). A ``TypeError``/``KeyError``/``AttributeError``… raised
+    outside the HTTP client is kind ``bug``: not retryable, and :meth:`Backend.generate` lets it propagate.
     """
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     name = type(exc).__name__
@@ -218,9 +229,28 @@ def classify_error(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(
             "connect" if isinstance(exc, ConnectionRefusedError) else "transport", True, None, None, message
         )
-    if isinstance(exc, (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError)):
+    if isinstance(exc, (MalformedResponseError, UnicodeDecodeError)) or (
+        isinstance(exc, _BUG_TYPES + (ValueError,)) and _raised_by_http_client(exc)
+    ):
         return ErrorInfo("malformed", True, status, None, f"{name}: {message}")
+    if isinstance(exc, _BUG_TYPES):
+        return ErrorInfo("bug", False, status, None, f"{name}: {message}")
     return ErrorInfo(name, False, status, retry_after, message)
+
+
+# exception types that mean a mistake in the calling code, unless the HTTP client raised them reading a response
+_BUG_TYPES: tuple[type[BaseException], ...] = (TypeError, KeyError, IndexError, AttributeError, NameError)
+_HTTP_CLIENT_PACKAGES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "aiohttp", "json")
+
+
+def _raised_by_http_client(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is in the HTTP client stack (a body it could not parse)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0] in _HTTP_CLIENT_PACKAGES
 
 
 def render_messages(messages: Messages | str, style: str = "chatml") -> str:
@@ -323,10 +353,14 @@ class Backend:
         """Release connections."""
 
     def _backoff(self, attempt: int, info: ErrorInfo) -> float:
-        delay = self._jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
-        if info.retry_after is not None:
-            delay = min(info.retry_after, self.retry_after_max) + self._jitter.uniform(0, self.backoff_base)
-        return delay
+        return backoff_delay(
+            attempt,
+            base=self.backoff_base,
+            cap=self.backoff_max,
+            rng=self._jitter,
+            retry_after=info.retry_after,
+            retry_after_max=self.retry_after_max,
+        )
 
     async def generate(self, prompt: Messages | str, params: GenerationParams) -> GenerationResult:
         """Send one request, retrying transient failures; never raises for a failed request.
@@ -355,13 +389,15 @@ class Backend:
                 try:
                     text = await asyncio.wait_for(self._generate_once(prompt, params), self.attempt_timeout)
                     if not isinstance(text, str):
-                        raise TypeError(f"expected generated text, got {type(text).__name__}")
+                        raise MalformedResponseError(f"expected generated text, got {type(text).__name__}")
                     self._ever_ok = True
                     return GenerationResult(True, text, None, attempt, time.monotonic() - start, errors)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
                     info = classify_error(exc)
+                    if info.kind == "bug":
+                        raise
                     if isinstance(exc, asyncio.TimeoutError):
                         info.message = f"no answer within {self.endpoint.timeout:g}s"
                     errors.append(info.describe())
@@ -418,12 +454,14 @@ class Backend:
                     self._generate_once([{"role": "user", "content": "ping"}], params), probe_timeout
                 )
                 if not isinstance(text, str):
-                    raise TypeError(f"expected generated text, got {type(text).__name__}")
+                    raise MalformedResponseError(f"expected generated text, got {type(text).__name__}")
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is classified
                 info = classify_error(exc)
+                if info.kind == "bug":
+                    raise
                 if info.kind in ("connect", "offline", "timeout"):
                     tried.append(info.describe())
                     if info.kind == "offline" or len(tried) >= attempts:
@@ -569,9 +607,12 @@ class OpenAIBackend(Backend):
             seed=params.seed,
             stop=list(params.stop) or None,
         )
-        content = output.choices[0].message.content
+        try:
+            content = output.choices[0].message.content
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            raise MalformedResponseError(f"chat completion without a first choice's message ({exc})") from None
         if content is None:
-            raise ValueError("chat completion has no message content")
+            raise MalformedResponseError("chat completion has no message content")
         return content
 
     async def aclose(self) -> None:

@@ -8,11 +8,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .tasks import TASKS
+
 __all__ = ["EndpointConfig", "ProxyConfig", "SynthesisConfig", "config_differences"]
 
 BACKENDS = ("tgi", "openai", "local")
-TASKS = ("math", "nli")
 SHOT_POLICIES = ("uniform", "sparse-cluster")
+STRATEGIES = ("prismatic", "vanilla")
+# Keys added after run folders were first written, with the value an older folder's run used.
+_DEFAULTS_OF_LATER_KEYS = {"strategy": "prismatic"}
 
 # Keys whose change does not change what a run produces; a resumed run may differ in these.
 _NON_IDENTITY_KEYS = {
@@ -123,7 +127,8 @@ class EndpointConfig:
 
 @dataclass
 class ProxyConfig:
-    """The G-Vendi proxy that featurizes examples (see :class:`gvendi.featurizer.GradientFeaturizer`)."""
+    """The G-Vendi proxy that featurizes examples: the run folder's record of the :class:`gvendi.config.GVendiConfig`
+    fields a run sets (``name`` is its ``proxy``); validated by it, and turned into it by :meth:`gvendi_config`."""
 
     name: str = "tiny"
     """``"tiny"`` (bundled), a Hub id or a local path."""
@@ -135,6 +140,20 @@ class ProxyConfig:
     """Feature dimension k."""
     seed: int = 0
     """Projection seed."""
+
+    def __post_init__(self) -> None:
+        self.gvendi_config()  # a bad field fails here, named, before a run starts
+
+    def gvendi_config(self, **runtime: Any) -> Any:
+        """The `GVendiConfig` these settings name, with ``runtime`` fields (``batch_size``, ``device`` …) added."""
+        from gvendi.config import ConfigFieldError, GVendiConfig
+
+        try:
+            return GVendiConfig(proxy=self.name, revision=self.revision, projection=self.projection, dim=self.dim,
+                                seed=self.seed, **runtime)
+        except ConfigFieldError as err:  # name the field as this config spells it
+            named = err.render(lambda name: "proxy.name" if name == "proxy" else f"proxy.{name}")
+            raise type(err)(err.field, err.value, named) from None
 
 
 @dataclass
@@ -170,8 +189,13 @@ class SynthesisConfig:
     """Few-shot examples per generation prompt."""
     new_per_prompt: int = 2
     """New examples asked for in one generation prompt."""
+    strategy: Literal["prismatic", "vanilla"] = "prismatic"
+    """``prismatic`` keeps only candidates whose nearest centroid is a sparse cluster (Prismatic Synthesis);
+    ``vanilla`` is plain few-shot generation for comparison: uniform shots and no sparse-cluster filter (the same
+    vote, decontamination and deduplication)."""
     shot_policy: Literal["uniform", "sparse-cluster"] = "uniform"
-    """Where shots come from: the whole pool, or one random sparse cluster (topped up from other sparse ones)."""
+    """Where shots come from: the whole pool, or one random sparse cluster (topped up from other sparse ones);
+    ``vanilla`` needs ``uniform``."""
     k_ratio: float = 0.01
     """Clusters per pool example (K = max(min_clusters, round(k_ratio·|D|)))."""
     min_clusters: int = 2
@@ -211,6 +235,13 @@ class SynthesisConfig:
             raise ValueError(f"task must be one of {TASKS}; got {self.task!r}.")
         if self.shot_policy not in SHOT_POLICIES:
             raise ValueError(f"shot_policy must be one of {SHOT_POLICIES}; got {self.shot_policy!r}.")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}.")
+        if self.strategy == "vanilla" and self.shot_policy != "uniform":
+            raise ValueError(
+                f"strategy 'vanilla' draws shots uniformly, but shot_policy is {self.shot_policy!r}: use "
+                "shot_policy='uniform' (--shot-policy uniform) with it, or strategy 'prismatic'."
+            )
         for name in ("rounds", "per_round", "shots", "new_per_prompt", "min_clusters"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
@@ -281,7 +312,7 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Keys (dotted) whose values differ between two config dicts and that change what a run produces."""
-    a, b = _flatten(saved), _flatten(new)
+    a, b = {**_DEFAULTS_OF_LATER_KEYS, **_flatten(saved)}, {**_DEFAULTS_OF_LATER_KEYS, **_flatten(new)}
     diffs = []
     for key in sorted(set(a) | set(b)):
         if key in _NON_IDENTITY_KEYS or key == "out":

@@ -51,7 +51,8 @@ def render_markdown(report: dict[str, Any], config: dict[str, Any]) -> str:
         "",
         f"Status: {status}. Generator: `{config['generator'].get('backend')}` {config['generator'].get('url') or ''}"
         f" ({config['generator'].get('model') or 'default model'}); "
-        f"vote N={config['vote']['n']}, τ={config['vote']['tau']}; seed {config['seed']}.",
+        f"strategy {config.get('strategy', 'prismatic')}; vote N={config['vote']['n']}, τ={config['vote']['tau']}; "
+        f"seed {config['seed']}.",
         "",
         f"Pool G-Vendi: seeds {_fmt(report['gvendi']['seed_pool'])} → now {_fmt(report['gvendi']['final'])}.",
         "",
@@ -90,8 +91,7 @@ def write_plots(report: dict[str, Any], plot_dir: str | Path) -> list[Path]:
     except ImportError:
         logger.warning("matplotlib is not installed; skipping plots (pip install matplotlib).")
         return []
-    import os
-
+    from ..utils import atomic_write
     from .store import _fs_error
 
     plot_dir = Path(plot_dir)
@@ -104,12 +104,9 @@ def write_plots(report: dict[str, Any], plot_dir: str | Path) -> list[Path]:
     def save(fig: Figure, name: str) -> None:
         FigureCanvasAgg(fig)
         path = plot_dir / name
-        tmp = plot_dir / f".{name}.tmp-{os.getpid()}.png"
         try:
-            fig.savefig(tmp, dpi=80)
-            tmp.replace(path)
+            atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=80))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise _fs_error("write", path, exc) from exc
         written.append(path)
 

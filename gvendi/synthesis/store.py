@@ -17,7 +17,6 @@ place with ``os.replace``, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -29,10 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from ..utils import atomic_write
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "RecordIndex",
+    "RunFolderDamagedError",
     "RunFolderError",
     "RunFolderLockedError",
     "RunStore",
@@ -48,6 +50,11 @@ class RunFolderError(RuntimeError):
     what to do. ``gvendi synthesize`` exits with ``exit_code`` (1)."""
 
     exit_code = 1
+
+
+class RunFolderDamagedError(RunFolderError, ValueError):
+    """A run-folder file is not valid JSON (a truncated or edited file). Also a ``ValueError``, so readers of
+    finished runs (``gvendi push``) treat it as bad input."""
 
 
 class RunFolderLockedError(RunFolderError):
@@ -83,23 +90,14 @@ def request_id(*, task: str, round: int, stage: str, prompt: Any, params: dict[s
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, ``fsync`` and ``os.replace``.
+    """Write ``text`` to ``path`` atomically (:func:`gvendi.utils.atomic_write`).
 
     Raises:
         RunFolderError: the file cannot be written (read-only folder, full disk); the temporary file is removed.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise _fs_error("write", path, exc) from exc
 
 
@@ -123,8 +121,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line.decode("utf-8")))
                 except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                    raise RunFolderError(
-                        f"{path} line {number} is damaged ({type(exc).__name__}: {str(exc)[:80]})"
+                    raise RunFolderDamagedError(
+                        f"{path} line {number} is damaged: not valid JSON ({type(exc).__name__}: {str(exc)[:80]})"
                     ) from None
     except OSError as exc:
         raise _fs_error("read", path, exc) from exc
@@ -135,7 +133,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except ValueError as exc:
-        raise RunFolderError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]})") from None
+        raise RunFolderDamagedError(
+            f"{path} is damaged: not valid JSON ({type(exc).__name__}: {str(exc)[:80]})"
+        ) from None
     except OSError as exc:
         raise _fs_error("read", path, exc) from exc
 
@@ -445,17 +445,12 @@ class RunStore:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _fs_error("create", folder, exc) from exc
-        name = content_hash(keys)[:24]
-        tmp = folder / f".{name}.tmp-{os.getpid()}.npz"
+        path = folder / f"{content_hash(keys)[:24]}.npz"
+        arrays = {"keys": np.array(keys), "features": np.asarray(features, dtype=np.float32)}
         try:
-            np.savez(tmp, keys=np.array(keys), features=np.asarray(features, dtype=np.float32))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, folder / f"{name}.npz")
+            atomic_write(path, lambda handle: np.savez(handle, **arrays))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise _fs_error("write", folder / f"{name}.npz", exc) from exc
+            raise _fs_error("write", path, exc) from exc
         for key, row in zip(keys, features):
             self._features[key] = np.asarray(row, dtype=np.float32)
 
@@ -469,26 +464,37 @@ class RunStore:
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """Read a finished run folder: ``(config, report, rows of dataset.jsonl)``.
+    """Read a finished run folder: ``(config, report, rows of dataset.jsonl)``: the one reader of finished runs
+    (``gvendi push`` reads through it too, then checks the rows against the task's schema).
 
     Raises:
-        ValueError: when the folder, ``config.json``, ``report.json`` or ``dataset.jsonl`` is missing, or the run
-            has not completed (resume it with ``gvendi synthesize --resume RUN_DIR``).
+        ValueError: when the folder, ``config.json``, ``report.json`` or ``dataset.jsonl`` is missing, either JSON
+            file is not an object, or the run has not completed (resume it with ``gvendi synthesize --resume
+            RUN_DIR``).
+        RunFolderDamagedError: a file is not valid JSON (also a ``ValueError``), naming the file and the line.
     """
     root = Path(run_dir)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a run folder (it does not exist).")
+        raise ValueError(f"run folder {str(root)!r} does not exist or is not a folder.")
     missing = [name for name in ("config.json", "report.json") if not (root / name).exists()]
     if missing:
-        raise ValueError(f"{root} is not a complete synthesis run: missing {', '.join(missing)}.")
-    config = _read_json(root / "config.json")
-    report = _read_json(root / "report.json")
-    if not report.get("complete"):
         raise ValueError(
-            f"the run in {root} is incomplete (report.json has complete=false); finish it with "
-            f"`gvendi synthesize --resume {root}` before reading or publishing it."
+            f"{root} is not a complete synthesis run folder: missing {', '.join(missing)} (was it written by "
+            "gvendi synthesize?)."
+        )
+    config, report = _read_json(root / "config.json"), _read_json(root / "report.json")
+    for name, value in (("config.json", config), ("report.json", report)):
+        if not isinstance(value, dict):
+            raise ValueError(f"{root / name} must hold a JSON object, found {type(value).__name__}.")
+    if report.get("complete") is not True:
+        raise ValueError(
+            f"the run in {root} is not a complete run: it is incomplete (report.json has complete="
+            f"{report.get('complete')!r}); finish it with `gvendi synthesize --resume {root}` before reading or "
+            "publishing it."
         )
     if not (root / "dataset.jsonl").exists():
-        raise ValueError(f"{root} has no dataset.jsonl although its report says complete; rerun with --resume.")
-    rows = read_jsonl(root / "dataset.jsonl")
-    return config, report, rows
+        raise ValueError(
+            f"{root} has no dataset.jsonl although its report says complete; the run folder is damaged: rerun "
+            "with --resume."
+        )
+    return config, report, read_jsonl(root / "dataset.jsonl")

@@ -25,6 +25,7 @@ class HashingFeaturizer:
     """
 
     fingerprint = "hashing-featurizer-v1"
+    provenance = {"proxy": "hashing-featurizer", "proxy_revision": None}  # no Hub revision to pin
 
     def __init__(self, dim: int = 64):
         self.dim = dim

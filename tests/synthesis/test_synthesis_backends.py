@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
 import pytest
 
 from gvendi.synthesis import EndpointConfig, EndpointUnreachableError, GenerationParams, classify_error, make_backend
-from gvendi.synthesis.backends import render_messages
+from gvendi.synthesis.backends import Backend, MalformedResponseError, render_messages
 
 MESSAGES = [{"role": "user", "content": "Say hi."}]
 
@@ -140,3 +141,39 @@ def test_render_messages_chatml_and_plain():
     assert render_messages(MESSAGES) == "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n"
     assert render_messages(MESSAGES, "plain") == "Say hi.\n\n"
     assert render_messages("raw", "chatml") == "raw"
+
+
+class _BuggyBackend(Backend):
+    """A backend whose attempt raises ``exc`` (its own code, not the HTTP client's)."""
+
+    name = "buggy"
+
+    def __init__(self, exc: BaseException):
+        super().__init__(EndpointConfig(backend="local", max_retries=3), backoff_base=0.0)
+        self.exc, self.calls = exc, 0
+
+    async def _generate_once(self, prompt, params):
+        self.calls += 1
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [TypeError("unexpected keyword 'sead'"), KeyError("choices"), AttributeError("x")])
+def test_a_programming_error_is_raised_not_retried(exc):
+    backend = _BuggyBackend(exc)
+    with pytest.raises(type(exc)):
+        asyncio.run(backend.generate(MESSAGES, GenerationParams()))
+    assert backend.calls == 1 and classify_error(exc).kind == "bug" and not classify_error(exc).retryable
+
+
+def test_malformed_responses_are_retried():
+    backend = _BuggyBackend(MalformedResponseError("chat completion has no message content"))
+    result = asyncio.run(backend.generate(MESSAGES, GenerationParams()))
+    assert not result.ok and backend.calls == 4 and "malformed" in result.error
+    with pytest.raises(json.JSONDecodeError) as info:
+        json.loads("[{\"generated_text\": ")  # what a truncated body raises inside the client
+    assert classify_error(info.value).kind == "malformed" and classify_error(info.value).retryable
+    from huggingface_hub.utils import parse_datetime
+
+    with pytest.raises(ValueError) as raised:
+        parse_datetime("not a date")  # raised inside the HTTP client's package, as a body it cannot read is
+    assert classify_error(raised.value).kind == "malformed"

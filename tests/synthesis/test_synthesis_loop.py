@@ -148,11 +148,50 @@ def test_unparsable_generations_are_counted(online_hub, loopback_server, tmp_pat
     assert r["drop_reasons"]["unparsable"] == r["generated"] - r["parsed"] > 0
 
 
+def _shot_clusters(result, config) -> tuple[list[list[int]], set[int], dict]:
+    """Round 1's clustering recomputed from its seed pool (checked against stats.json), the sparse clusters by the
+    released code's rule (size strictly below the size at sorted index ⌊K/2⌋), and each generation prompt's shots
+    as pool clusters."""
+    import re
+
+    import numpy as np
+
+    from gvendi.synthesis.steps import cluster_pool
+    from gvendi.synthesis.tasks import get_task
+
+    pool = [json.loads(line) for line in open(result.run_dir / "rounds" / "round_000" / "pool.jsonl")]
+    task = get_task(config.task)
+    feats = HashingFeaturizer().featurize([task.prompt_completion(row) for row in pool])
+    labels = cluster_pool(config, feats, 1, "kmeans", show_progress=False).labels
+    stats = result.report["rounds"][0]
+    sizes = np.bincount(labels, minlength=stats["n_clusters"])
+    assert sizes.tolist() == stats["cluster_sizes"]  # the same k-means as the run's
+    threshold = sorted(sizes)[len(sizes) // 2]
+    sparse = {c for c, size in enumerate(sizes) if size < threshold} or set(range(len(sizes)))
+    assert sparse == set(stats["sparse_clusters"])
+    cluster_of = {row["problem"].strip(): int(label) for row, label in zip(pool, labels)}
+    prompts = [rec["prompt"][0]["content"] for rec in _records(result.run_dir) if rec["stage"] == "generate"]
+    shots = [[cluster_of[m] for m in re.findall(r"Example \d+:\n(.*?)\n\n", text, re.DOTALL)] for text in prompts]
+    assert len(prompts) == 8 and all(len(group) == config.shots for group in shots)
+    return shots, sparse, stats
+
+
 def test_sparse_cluster_shot_policy(online_hub, loopback_server, tmp_path):
+    """Every prompt's shots come from sparse clusters (the median rule), and from one sparse cluster first: the
+    uniform policy on the same pool draws shots from dense clusters too."""
     server = loopback_server(mode="scripted")
-    config = _config(tmp_path, server, task="nli", rounds=1, shot_policy="sparse-cluster", shots=8)
-    result = synthesize(config, featurizer=HashingFeaturizer())
-    assert result.report["complete"]
+    config = _config(tmp_path, server, rounds=1, shot_policy="sparse-cluster", k_ratio=0.15, shots=4)
+    shots, sparse, stats = _shot_clusters(synthesize(config, featurizer=HashingFeaturizer()), config)
+    sizes = stats["cluster_sizes"]
+    assert sum(sizes[c] for c in sparse) >= config.shots  # enough sparse rows that no top-up reaches dense ones
+    assert all(set(group) <= sparse for group in shots)
+    # a prompt starts from one random sparse cluster: when that cluster holds enough rows, all shots are from it
+    assert all(len(set(group)) == 1 for group in shots if max(sizes[c] for c in group) >= config.shots)
+    assert len({c for group in shots for c in group}) > 1  # different prompts draw different sparse clusters
+
+    uniform = _config(tmp_path, server, rounds=1, out=str(tmp_path / "uniform"), k_ratio=0.15, shots=4)
+    uniform_shots, _, _ = _shot_clusters(synthesize(uniform, featurizer=HashingFeaturizer()), uniform)
+    assert any(not set(group) <= sparse for group in uniform_shots)
 
 
 def test_different_config_refuses_to_resume(online_hub, loopback_server, tmp_path, capsys):
@@ -194,3 +233,73 @@ def test_a_finished_run_can_be_extended_with_more_rounds(online_hub, loopback_se
     assert one.report["complete"] and len(one.report["rounds"]) == 1
     grown = resume(one.run_dir, rounds=2, featurizer=HashingFeaturizer())
     assert grown.rows == two.rows and grown.report["rounds"] == two.report["rounds"]
+
+
+def test_vanilla_strategy_uniform_shots_and_no_sparse_filter(online_hub, loopback_server, tmp_path):
+    """vanilla: each prompt's shots are the uniform draw of its seeded generator, and every candidate that survives
+    the vote, decontamination and deduplication is kept, dense clusters included; prismatic on the same seeds keeps
+    only sparse-cluster candidates, so the two runs differ."""
+    import re
+
+    import numpy as np
+
+    from gvendi.utils import stable_seed
+
+    server = loopback_server(mode="scripted")
+    vanilla = _config(tmp_path, server, rounds=2, strategy="vanilla", k_ratio=0.15, out=str(tmp_path / "vanilla"))
+    result = synthesize(vanilla, featurizer=HashingFeaturizer())
+    assert json.loads((result.run_dir / "config.json").read_text())["strategy"] == "vanilla"
+    pools = {
+        r: [json.loads(line) for line in open(result.run_dir / "rounds" / f"round_{r - 1:03d}" / "pool.jsonl")]
+        for r in (1, 2)
+    }
+    prompts = [rec for rec in _records(result.run_dir) if rec["stage"] == "generate"]
+    assert len(prompts) == 16
+    for rec in prompts:
+        pool = pools[rec["round"]]
+        shots = re.findall(r"Example \d+:\n(.*?)\n\n", rec["prompt"][0]["content"], re.DOTALL)
+        draws = []
+        for i in range(8):
+            rng = np.random.default_rng(stable_seed(vanilla.seed, rec["round"], "shots", i))
+            chosen = rng.permutation(rng.choice(len(pool), 5, replace=False))
+            draws.append([pool[j]["problem"].strip() for j in chosen])
+        assert [s.strip() for s in shots] in draws  # the uniform draw without replacement, shuffled
+    for stats in result.report["rounds"]:
+        assert "dense_cluster" not in stats["drop_reasons"]
+        assert stats["accepted"] == stats["deduplicated"] - stats["drop_reasons"].get("featurize_failed", 0)
+    # the round's pool file keeps each accepted row's nearest round-1 centroid: vanilla kept dense ones too
+    assert any(c not in result.report["rounds"][0]["sparse_clusters"] for c in _round_clusters(result.run_dir, 1))
+
+    prismatic = _config(tmp_path, server, rounds=2, k_ratio=0.15, out=str(tmp_path / "prismatic"))
+    other = synthesize(prismatic, featurizer=HashingFeaturizer())
+    assert json.loads((other.run_dir / "config.json").read_text())["strategy"] == "prismatic"
+    assert sum(s["drop_reasons"].get("dense_cluster", 0) for s in other.report["rounds"]) > 0
+    for r in (1, 2):
+        assert set(_round_clusters(other.run_dir, r)) <= set(other.report["rounds"][r - 1]["sparse_clusters"])
+    assert other.report["rounds"][0]["accepted"] < result.report["rounds"][0]["accepted"]
+    assert {row["problem"] for row in other.accepted} != {row["problem"] for row in result.accepted}
+
+
+def _round_clusters(run_dir, r: int) -> list[int]:
+    """The clusters (of round ``r``'s k-means) that round ``r``'s accepted rows were assigned to."""
+    rows = [json.loads(line) for line in open(run_dir / "rounds" / f"round_{r:03d}" / "pool.jsonl")]
+    return [row["cluster"] for row in rows if row["source"] == "generated" and row["round"] == r]
+
+
+def test_strategy_option_is_checked_and_recorded(tmp_path):
+    from gvendi.synthesis.config import config_differences
+
+    with pytest.raises(ValueError, match=r"strategy 'vanilla' draws shots uniformly, but shot_policy is 'sparse"):
+        SynthesisConfig(strategy="vanilla", shot_policy="sparse-cluster")
+    with pytest.raises(ValueError, match=r"strategy must be one of \('prismatic', 'vanilla'\); got 'greedy'"):
+        SynthesisConfig(strategy="greedy")
+    assert SynthesisConfig().strategy == "prismatic" and SynthesisConfig().to_dict()["strategy"] == "prismatic"
+    old = {k: v for k, v in SynthesisConfig().to_dict().items() if k != "strategy"}  # a folder from before the option
+    assert config_differences(old, SynthesisConfig().to_dict()) == []
+    assert config_differences(old, SynthesisConfig(strategy="vanilla").to_dict()) == [
+        "strategy: run folder has 'prismatic', new config has 'vanilla'"
+    ]
+    seeds = write_seed_subset("math", tmp_path / "seeds.jsonl", 4)
+    code = cli_main(["synthesize", "--strategy", "vanilla", "--shot-policy", "sparse-cluster", "--seeds", str(seeds),
+                     "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 2

@@ -220,7 +220,7 @@ def test_read_only_folder_is_one_line(finished_run, capsys):
     try:
         assert main(["synthesize", "--resume", config.out, "--no-progress"]) == 1
         line = capsys.readouterr().err.strip()
-        assert line.startswith("gvendi synthesize: cannot") and "writable" in line and "\n" not in line
+        assert line.startswith("gvendi synthesize: error: cannot") and "writable" in line and "\n" not in line
     finally:
         for folder, _dirs, _files in os.walk(config.out):
             os.chmod(folder, 0o755)
@@ -240,7 +240,7 @@ def test_read_only_folder_via_patched_open_is_one_line(finished_run, monkeypatch
     monkeypatch.setattr(builtins, "open", refuse)
     assert main(["synthesize", "--resume", config.out, "--no-progress"]) == 1
     line = capsys.readouterr().err.strip()
-    assert line.startswith("gvendi synthesize: cannot create the lock file") and "writable" in line
+    assert line.startswith("gvendi synthesize: error: cannot create the lock file") and "writable" in line
 
 
 def test_full_disk_leaves_no_temporary_file_and_resumes(online_hub, loopback_server, tmp_path, monkeypatch, capsys):

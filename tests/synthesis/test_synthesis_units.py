@@ -248,3 +248,32 @@ _P2 = "Tom has 7 apples and eats 2 of them. How many are left?"
 )
 def test_math_parser_reads_every_common_layout(text):
     assert [p["problem"] for p in MathTask().parse_generation(text, 2)] == [_P1, _P2]
+
+
+# -- the template-walk generator of the strategies benchmark ----------------------------------------------------------
+def test_template_walk_responder_writes_variants_near_its_shots():
+    """Each new problem is an instance of a shot's template or of a ring neighbour of it; the solver answers it with
+    that template's worked solution."""
+    import re
+    from collections import Counter
+
+    from synthesis_helpers import TESTS_DIR  # noqa: F401 - tests/ on sys.path
+    from tgi_server import TemplateWalkResponder
+
+    from gvendi.data import load_math_sample
+
+    responder = TemplateWalkResponder(drift=0.25, unsure=0.0)
+    shots = [row for row in load_math_sample() if row["template"] == "rectangle_area"][:5]
+    ring = responder.ring
+    at = ring.index("rectangle_area")
+    allowed = {ring[at], ring[at - 1], ring[(at + 1) % len(ring)]}
+    task = MathTask()
+    seen: Counter[str] = Counter()
+    for seed in range(40):
+        prompt = task.generation_messages(shots, 2, np.random.default_rng(seed))[0]["content"]
+        for candidate in task.parse_generation(responder(prompt, seed, 0.0), 2):
+            template, solution = responder.known[candidate["problem"].strip()]
+            seen[template] += 1
+            answer = responder(task.solver_messages(candidate)[0]["content"], seed, 0.0)
+            assert answer == solution and re.search(r"\\boxed\{", answer)
+    assert set(seen) == allowed and seen["rectangle_area"] > 40  # mostly the shots' own template

@@ -6,6 +6,7 @@ from .nli import NLI_LABELS, NLITask, parse_label
 
 __all__ = [
     "NLI_LABELS",
+    "TASKS",
     "MathTask",
     "NLITask",
     "Task",
@@ -17,9 +18,13 @@ __all__ = [
 ]
 
 
+_TASK_CLASSES: dict[str, type[Task]] = {"math": MathTask, "nli": NLITask}
+TASKS = tuple(_TASK_CLASSES)
+"""The task names: ``("math", "nli")``."""
+
+
 def get_task(name: str) -> Task:
     """The task called ``name`` (``"math"`` or ``"nli"``)."""
-    tasks = {"math": MathTask, "nli": NLITask}
-    if name not in tasks:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(tasks)}.")
-    return tasks[name]()
+    if name not in _TASK_CLASSES:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(_TASK_CLASSES)}.")
+    return _TASK_CLASSES[name]()

@@ -1,4 +1,4 @@
-"""What the math and nli tasks share: the few-shot generation prompt, header splitting and the row's provenance."""
+"""What the math and nli tasks share: the few-shot generation prompt and header splitting."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Messages
-
-# The output row fields after a task's own ones: where the row came from and how its vote went.
-PROVENANCE_FIELDS = ("source", "round", "cluster", "votes", "generator", "solver")
 
 
 def few_shot_messages(

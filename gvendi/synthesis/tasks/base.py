@@ -6,11 +6,24 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Task", "VoteOutcome", "load_seed_file"]
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["PROVENANCE_COLUMNS", "Task", "VoteOutcome", "load_seed_file"]
 
 Messages = list[dict[str, str]]
+
+PROVENANCE_COLUMNS = {
+    "source": "string",
+    "round": "int32",
+    "cluster": "int32",
+    "votes": "int32",
+    "generator": "string",
+    "solver": "string",
+}
+"""The columns every task's rows end with (after its own): where the row came from and how its vote went."""
 
 
 @dataclass
@@ -37,11 +50,70 @@ class Task:
 
     A task turns few-shot examples into a generation prompt, parses the generator's answer into candidates, asks
     N solver/judge samples per candidate, and decides the candidate's fields by majority vote with threshold τ.
+
+    It also owns its row schema: ``columns`` (its own columns: ``"string"``, or a tuple of class names for a
+    ``ClassLabel``) between ``id`` and the provenance columns. :attr:`features` (``datasets.Features``),
+    :attr:`output_fields`, :meth:`row_problems` and :meth:`encode_columns` are built from it, and the run folder,
+    the Hub publisher and the dataset card read the schema from here.
     """
 
     name = ""
     required_fields: tuple[str, ...] = ()
-    output_fields: tuple[str, ...] = ()
+    columns: dict[str, str | tuple[str, ...]] = {}
+    """The task's own columns and their types (``"string"`` or ``ClassLabel`` names)."""
+    optional_text: tuple[str, ...] = ()
+    """String columns that may be empty (math's ``answer``)."""
+
+    @property
+    def output_fields(self) -> tuple[str, ...]:
+        """The published columns, in order: ``id``, the task's columns, then the provenance columns."""
+        return ("id", *self.columns, *PROVENANCE_COLUMNS)
+
+    @property
+    def features(self) -> datasets.Features:
+        """The published row schema as ``datasets.Features`` (class-name columns as ``ClassLabel``)."""
+        import datasets
+
+        def feature(kind: str | tuple[str, ...]):
+            return datasets.ClassLabel(names=list(kind)) if isinstance(kind, tuple) else datasets.Value(kind)
+
+        return datasets.Features(
+            {name: feature(kind) for name, kind in {"id": "string", **self.columns, **PROVENANCE_COLUMNS}.items()}
+        )
+
+    def row_problems(self, row: Any) -> list[str]:
+        """What is wrong with one published row (``dataset.jsonl``) against the schema; empty when nothing is."""
+        if not isinstance(row, dict):
+            return [f"expected a JSON object, found {type(row).__name__}"]
+        missing = [name for name in self.output_fields if name not in row]
+        if missing:
+            return [f"missing column(s) {', '.join(missing)}"]
+        problems = []
+        for name, kind in {"id": "string", **self.columns}.items():
+            if isinstance(kind, tuple):
+                if row[name] not in kind:
+                    problems.append(f"{name} must be one of {', '.join(kind)} (got {row[name]!r})")
+            elif not isinstance(row[name], str) or (name not in self.optional_text and not row[name].strip()):
+                problems.append(f"{name!r} must be a non-empty string (got {row[name]!r:.60})")
+        if row["source"] not in ("seed", "generated"):
+            problems.append(f"source must be 'seed' or 'generated' (got {row['source']!r})")
+        for name, kind in PROVENANCE_COLUMNS.items():
+            value = row[name]
+            if kind == "int32" and (not isinstance(value, int) or isinstance(value, bool)):
+                problems.append(f"{name!r} must be an integer (got {value!r})")
+            elif kind == "string" and name not in ("source",) and value is not None and not isinstance(value, str):
+                problems.append(f"{name!r} must be a string or null (got {value!r})")
+        if isinstance(row["round"], int) and row["source"] == "seed" and row["round"] != 0:
+            problems.append(f"a seed row must have round 0 (got {row['round']})")
+        return problems
+
+    def encode_columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Rows as columns in :attr:`features` order, class names turned into ``ClassLabel`` indices."""
+        columns: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in self.output_fields}
+        for name, kind in self.columns.items():
+            if isinstance(kind, tuple):
+                columns[name] = [kind.index(value) for value in columns[name]]
+        return columns
 
     def validate_seed(self, row: Any, where: str) -> dict[str, Any]:
         """Check one seed row; ``where`` (file and line) goes into the error message."""

@@ -7,7 +7,7 @@ import re
 import threading
 from typing import Any
 
-from ._shared import PROVENANCE_FIELDS, few_shot_messages, split_after
+from ._shared import few_shot_messages, split_after
 from .base import Messages, Task, VoteOutcome, strip_fences
 
 __all__ = ["MathTask", "extract_boxed"]
@@ -129,7 +129,8 @@ class MathTask(Task):
 
     name = "math"
     required_fields = ("problem", "solution")
-    output_fields = ("id", "problem", "solution", "answer", *PROVENANCE_FIELDS)
+    columns = {"problem": "string", "solution": "string", "answer": "string"}
+    optional_text = ("answer",)
     min_chars = 20
     max_chars = 4000
 

@@ -6,12 +6,11 @@ import re
 from collections import Counter
 from typing import Any
 
-from ._shared import PROVENANCE_FIELDS, few_shot_messages, split_after
+from ...data import NLI_LABELS
+from ._shared import few_shot_messages, split_after
 from .base import Messages, Task, VoteOutcome, strip_fences
 
 __all__ = ["NLI_LABELS", "NLITask", "parse_label"]
-
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 _HEADER = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:new[ \t]+)?(?:pair|example)[ \t]*#?(\d+)[ \t]*[:.)]?[ \t]*(?:\*\*)?",
@@ -52,7 +51,7 @@ class NLITask(Task):
 
     name = "nli"
     required_fields = ("premise", "hypothesis", "label")
-    output_fields = ("id", "premise", "hypothesis", "label", *PROVENANCE_FIELDS)
+    columns = {"premise": "string", "hypothesis": "string", "label": NLI_LABELS}
     max_chars = 2000
 
     def validate_seed(self, row: Any, where: str) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["features_for", "register_cli"]
+from .score import add_data_arguments, add_featurizer_arguments, check_featurizer_args, featurizer_from_args
+
+__all__ = ["features_for", "register"]
 
 
 def _is_feature_source(source: str) -> bool:
@@ -30,7 +32,7 @@ def _is_feature_source(source: str) -> bool:
 def features_for(args: argparse.Namespace, table: Any, *, features: str | None = None) -> tuple[np.ndarray, dict]:
     """Features of ``table``: loaded from ``features`` (a ``.npy`` file or a ``gvendi featurize`` folder) when given,
     else computed with the featurizer the command-line flags describe. Returns (features, provenance)."""
-    from .io import load_features
+    from ..io import load_features
 
     if features is not None:
         array = np.asarray(load_features(features), dtype=np.float32)
@@ -40,16 +42,14 @@ def features_for(args: argparse.Namespace, table: Any, *, features: str | None =
                 "features of the same rows, in order (drop --limit, or featurize again)."
             )
         return array, {"features": str(features)}
-    from .cli import _featurizer_from_args
-
-    featurizer = _featurizer_from_args(args)
+    featurizer = featurizer_from_args(args)
     return featurizer.featurize(table), dict(featurizer.provenance)
 
 
 # select --------------------------------------------------------------------------------------------------------
 def _random_reference(features: np.ndarray, k: int, allowed: np.ndarray | None, draws: int = 5) -> dict[str, float]:
     """G-Vendi of ``draws`` seeded uniform random k-subsets of the allowed rows (mean and spread)."""
-    from .vendi import score
+    from ..vendi import score
 
     candidates = np.arange(features.shape[0]) if allowed is None else np.flatnonzero(allowed)
     values = [score(features[np.random.default_rng(s).choice(candidates, k, replace=False)]).value for s in range(draws)]
@@ -57,11 +57,11 @@ def _random_reference(features: np.ndarray, k: int, allowed: np.ndarray | None, 
 
 
 def _run_select(args: argparse.Namespace) -> int:
-    from .io import load_table, write_table
-    from .selection import select
-    from .vendi import score
+    from ..io import load_table, write_table
+    from ..selection import select
+    from ..vendi import score
 
-    table = load_table(args.data, split=args.split, config=args.config, limit=args.limit)
+    table = load_table(args.data, split=args.split, config=args.data_config, limit=args.limit)
     quality = None
     if args.quality_column is not None:
         if args.quality_column not in table.column_names:
@@ -100,17 +100,8 @@ def _run_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--split", default=None, help="split of a Hub dataset or a DatasetDict folder (default 'train'); a file has none."
-    )
-    parser.add_argument("--config", default=None, help="Hub dataset configuration.")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows.")
-
-
-def _register_select(subparsers) -> None:
-    from .cli import _add_featurizer_arguments
-    from .selection import SELECTION_METHODS
+def _register_select(subparsers: argparse._SubParsersAction) -> None:
+    from ..selection import SELECTION_METHODS
 
     parser = subparsers.add_parser("select", help="keep the k rows that keep G-Vendi highest (greedy, clusters, …).")
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
@@ -124,18 +115,18 @@ def _register_select(subparsers) -> None:
     parser.add_argument("--quality-column", default=None, help="a numeric column that weights the choice (> 0).")
     parser.add_argument("--min-quality", type=float, default=None, help="never keep rows whose quality is below this.")
     parser.add_argument("--n-clusters", type=int, default=None, help="cluster-balanced: K (default 1%% of the rows).")
-    parser.add_argument("--selection-seed", type=int, default=0, help="seeds random draws and k-means (not --seed).")
+    parser.add_argument("--selection-seed", type=int, default=0, help="seeds random draws and k-means (not --projection-seed).")
     parser.add_argument("--summary", default=None, help="JSON summary path (default: OUT.summary.json).")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object.")
-    _add_data_arguments(parser)
-    _add_featurizer_arguments(parser)
-    parser.set_defaults(handler=_run_select)
+    add_data_arguments(parser)
+    add_featurizer_arguments(parser)
+    parser.set_defaults(handler=_run_select, check=check_featurizer_args)
 
 
 # compare -------------------------------------------------------------------------------------------------------
 def _run_compare(args: argparse.Namespace) -> int:
-    from .comparison import compare
-    from .io import load_features, load_table
+    from ..comparison import compare
+    from ..io import load_features, load_table
 
     feature_sets, featurizer, provenance = [], None, {}
     for source in args.sets:
@@ -143,11 +134,9 @@ def _run_compare(args: argparse.Namespace) -> int:
             feature_sets.append(np.asarray(load_features(source), dtype=np.float32))
             continue
         if featurizer is None:
-            from .cli import _featurizer_from_args
-
-            featurizer = _featurizer_from_args(args)
+            featurizer = featurizer_from_args(args)
             provenance = dict(featurizer.provenance)
-        table = load_table(source, split=args.split, config=args.config, limit=args.limit)
+        table = load_table(source, split=args.split, config=args.data_config, limit=args.limit)
         feature_sets.append(featurizer.featurize(table))
     names = args.names.split(",") if args.names else [Path(s).name for s in args.sets]
     result = compare(feature_sets, names, ci=None if args.no_ci else args.ci, n_boot=args.n_boot, seed=args.selection_seed)
@@ -167,20 +156,18 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_compare(subparsers) -> None:
-    from .cli import _add_featurizer_arguments
-
+def _register_compare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("compare", help="G-Vendi of sets and their union: does B add anything to A?")
     parser.add_argument("sets", nargs="+", help="feature files (.npy / `gvendi featurize` folders) or data files.")
     parser.add_argument("--names", default=None, help="comma-separated labels (default: the file names).")
     parser.add_argument("--ci", type=float, default=0.95, help="bootstrap confidence level (default 0.95).")
     parser.add_argument("--no-ci", action="store_true", help="no intervals (faster).")
     parser.add_argument("--n-boot", type=int, default=200, help="joint bootstrap resamples (default 200).")
-    parser.add_argument("--selection-seed", type=int, default=0, help="seeds the bootstrap (not --seed).")
+    parser.add_argument("--selection-seed", type=int, default=0, help="seeds the bootstrap (not --projection-seed).")
     parser.add_argument("--json", action="store_true", help="print one JSON object.")
-    _add_data_arguments(parser)
-    _add_featurizer_arguments(parser)
-    parser.set_defaults(handler=_run_compare)
+    add_data_arguments(parser)
+    add_featurizer_arguments(parser)
+    parser.set_defaults(handler=_run_compare, check=check_featurizer_args)
 
 
 # report --------------------------------------------------------------------------------------------------------
@@ -195,15 +182,13 @@ def _texts_of(table: Any, args: argparse.Namespace) -> list[str] | None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from .io import load_table
-    from .report import build_report, embedding_features, write_report
+    from ..io import load_table
+    from ..report import build_report, embedding_features, write_report
 
-    table = load_table(args.data, split=args.split, config=args.config, limit=args.limit)
+    table = load_table(args.data, split=args.split, config=args.data_config, limit=args.limit)
     embeddings = None
     if args.features is None:
-        from .cli import _featurizer_from_args
-
-        featurizer = _featurizer_from_args(args)
+        featurizer = featurizer_from_args(args)
         features, provenance = featurizer.featurize(table), dict(featurizer.provenance)
         if not args.no_embedding:
             embeddings = embedding_features(featurizer, table)
@@ -224,9 +209,7 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_report(subparsers) -> None:
-    from .cli import _add_featurizer_arguments
-
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="an HTML/Markdown diversity report with plots and examples.")
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
     parser.add_argument("--out", required=True, help="report.html (self-contained) or report.md (PNGs beside it).")
@@ -235,14 +218,14 @@ def _register_report(subparsers) -> None:
     parser.add_argument("--ci", type=float, default=0.95, help="bootstrap level of G-Vendi's interval.")
     parser.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples (default 100).")
     parser.add_argument("--n-clusters", type=int, default=None, help="k-means K (default √N, 2–50).")
-    parser.add_argument("--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --seed).")
+    parser.add_argument("--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --projection-seed).")
     parser.add_argument("--title", default=None, help="the report's title (default: the data's name).")
-    _add_data_arguments(parser)
-    _add_featurizer_arguments(parser)
-    parser.set_defaults(handler=_run_report)
+    add_data_arguments(parser)
+    add_featurizer_arguments(parser)
+    parser.set_defaults(handler=_run_report, check=check_featurizer_args)
 
 
-def register_cli(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``select``, ``compare`` and ``report`` to the ``gvendi`` command line."""
     _register_select(subparsers)
     _register_compare(subparsers)
