@@ -1,7 +1,8 @@
 """Prismatic Synthesis against plain few-shot generation (``vanilla``): same seeds, generator and budget.
 
-    python benchmarks/bench_synthesis_strategies.py                       # a few minutes on 2 CPU cores
-    python benchmarks/bench_synthesis_strategies.py --budget 24 --name synthesis_strategies_quick
+    python benchmarks/bench_synthesis_strategies.py          # ~10 min on 2 busy CPU cores
+    python benchmarks/bench_synthesis_strategies.py --seed-mix 16,2,2,2,2 --per-round 24 --budget 48 \
+        --max-rounds 10 --k-ratio 0.2 --sweep 0.1,0.4 --name synthesis_strategies_small      # ~7 min, a smaller pool
 
 Every arm runs ``gvendi.synthesis.synthesize`` against the same loopback TGI-compatible server (tests/tgi_server.py,
 ``responder="template-walk"``: each new math problem is a fresh instance of the template of one of its shots, or,
@@ -15,7 +16,7 @@ candidates landing in sparse clusters), ``prismatic + sparse shots`` (shots from
 K-ratio sweep of ``prismatic`` (clusters coarser and finer). For each: G-Vendi of the pool after every round, the
 round's cluster-size histogram, the fraction of candidates rejected (all stages, and by the sparse filter alone),
 the solution templates the pool covers, and G-Vendi of the seeds plus the first ``budget`` accepted examples.
-Writes ``benchmarks/results/<name>.{json,md,png}`` and ``docs/assets/synthesis_strategies.png``.
+Writes ``benchmarks/results/<name>.{json,md,png}`` (and, for the two committed runs, ``docs/assets/<name>.png``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from _common import ROOT, machine_info, markdown_table, write_results
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-DOCS_PLOT = ROOT / "docs" / "assets" / "synthesis_strategies.png"
+DOCS_ASSETS = ROOT / "docs" / "assets"
+DOCS_RUNS = ("synthesis_strategies", "synthesis_strategies_small")  # the committed runs whose plots the docs show
 
 
 class SharedFeaturizer:
@@ -257,12 +259,12 @@ def markdown(payload: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=int, default=48, help="accepted examples each arm runs to")
-    parser.add_argument("--per-round", type=int, default=24, help="candidates asked for per round")
-    parser.add_argument("--max-rounds", type=int, default=10)
-    parser.add_argument("--seed-mix", default="16,2,2,2,2", help="seed rows per template (a skewed pool)")
-    parser.add_argument("--k-ratio", type=float, default=0.2, help="clusters per pool example of the main arms")
-    parser.add_argument("--sweep", default="0.1,0.4", help="further K ratios for prismatic")
+    parser.add_argument("--budget", type=int, default=96, help="accepted examples each arm runs to")
+    parser.add_argument("--per-round", type=int, default=48, help="candidates asked for per round")
+    parser.add_argument("--max-rounds", type=int, default=8)
+    parser.add_argument("--seed-mix", default="64,8,8,8,8", help="seed rows per template (a skewed pool)")
+    parser.add_argument("--k-ratio", type=float, default=0.1, help="clusters per pool example of the main arms")
+    parser.add_argument("--sweep", default="0.05,0.2", help="further K ratios for prismatic")
     parser.add_argument(
         "--drift", type=float, default=0.25, help="the generator's chance to move to a neighbour template"
     )
@@ -313,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args.name, payload, markdown(payload))
     png = ROOT / "benchmarks" / "results" / f"{args.name}.png"
     plot([arm for arm in arms], png)
-    if args.name == "synthesis_strategies":
-        shutil.copyfile(png, DOCS_PLOT)
+    if args.name in DOCS_RUNS:
+        shutil.copyfile(png, DOCS_ASSETS / f"{args.name}.png")
     print(f"wrote benchmarks/results/{args.name}.{{json,md,png}}")
     return 0
 

@@ -39,6 +39,7 @@ ORDER = (
     "callback_overhead_small",
     "synthesis_client",
     "synthesis_strategies",
+    "synthesis_strategies_small",
     "threads",
     "correlation",
 )

@@ -156,7 +156,9 @@ class BatchCapture:
         for stage, row in zip(stages, rows):
             if row is None or any(name not in row for name in self.text_columns):
                 self.accumulators.skipped += 1
-                self._warn_once("notext", "GVendiCallback(source='proxy'): examples without text columns were skipped.")
+                self._warn_once(
+                    "notext", "GVendiCallback(source='proxy'): examples without text columns were skipped."
+                )
             else:
                 self._records.append((stage, {name: row[name] for name in self.text_columns}))
         return changed

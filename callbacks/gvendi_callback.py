@@ -3,9 +3,10 @@
 Trainer wiring only. The measuring is the core's: a forward pre-hook on the model sees each training micro-batch and
 opens a batch on a :class:`gvendi.GradientCollector`, whose hooks read the activations and output-gradients of the
 Trainer's own backward (``source="model"``), or the batch's texts go to a :class:`gvendi.GradientFeaturizer`
-(``source="proxy"``). The rows go into a :class:`gvendi.accumulators.AccumulatorSet` (window, cumulative, epoch and
-stage accumulators, summed across ranks at every logging step, epoch end, checkpoint and train end). Columns the
-model does not take reach the pre-hook through :mod:`.row_fields`.
+(``source="proxy"``) (:mod:`.capture`). The rows go into a :class:`gvendi.accumulators.AccumulatorSet` (window,
+cumulative, epoch and stage accumulators, summed across ranks at every logging step, epoch end, checkpoint and train
+end). Columns the model does not take reach the pre-hook through :mod:`.row_fields`; the state travels in the
+Trainer's checkpoints through :mod:`.checkpoint`; the figure is :mod:`.plot`'s.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gvendi.accumulators import AccumulatorSet
 from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
 
 from .capture import BatchCapture
+from .checkpoint import STATE_FILE, find_state, load_state, save_state
 from .plot import plot_curve
 from .row_fields import check_columns, keep_columns, release_columns
 
@@ -32,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 CURVE_FILE = "gvendi_curve.json"
 PLOT_FILE = "gvendi_curve.png"
-STATE_FILE = "gvendi_callback_state.pt"
-_STATE_FORMAT = 2
 
 
 class GVendiCallback(TrainerCallback):
@@ -75,7 +75,7 @@ class GVendiCallback(TrainerCallback):
         save_plot (`bool`, *optional*, defaults to `True`): also write ``gvendi_curve.png`` (needs matplotlib).
         ci (`float`, *optional*): a confidence level (e.g. 0.95) for a bootstrap interval of the cumulative value,
             logged and in the summary; ``None`` (default) keeps no bootstrap state. Costs ``n_boot`` ``k×k``
-            eigensolves per logging step.
+            eigensolves per logging step (minutes at ``dim=1024`` on a CPU: raise ``logging_steps``).
         n_boot (`int`, *optional*, defaults to 200): bootstrap resamples per interval.
         trainer (`Trainer`, *optional*): the Trainer to attach to (see :meth:`attach`).
 
@@ -118,7 +118,9 @@ class GVendiCallback(TrainerCallback):
         if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
             raise ValueError(f"GVendiCallback: every_n_steps must be an integer ≥ 1 (got {every_n_steps!r}).")
         if stage_column is not None and not isinstance(stage_column, str):
-            raise TypeError(f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}.")
+            raise TypeError(
+                f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}."
+            )
         try:  # checks dim, q, ci and n_boot
             self.accumulators = AccumulatorSet(dim, q=q, ci=ci, n_boot=n_boot, seed=int(seed))
         except ValueError as err:
@@ -126,7 +128,11 @@ class GVendiCallback(TrainerCallback):
         self.source, self.dim, self.projection, self.seed, self.q = source, dim, projection, int(seed), float(q)
         self.ci, self.n_boot, self.stage_column = ci, n_boot, stage_column
         self.proxy, self.proxy_kwargs = proxy, dict(proxy_kwargs or {})
-        self.prompt_column, self.completion_column, self.messages_column = prompt_column, completion_column, messages_column
+        self.prompt_column, self.completion_column, self.messages_column = (
+            prompt_column,
+            completion_column,
+            messages_column,
+        )
         self.trainable_only, self.every_n_steps, self.save_plot = trainable_only, every_n_steps, save_plot
         # wiring, built in attach() / on_train_begin()
         self._trainer: Trainer | None = None
@@ -175,25 +181,10 @@ class GVendiCallback(TrainerCallback):
         """Load the state saved in ``checkpoint`` (a ``checkpoint-<step>`` folder). Resuming restores it by itself
         from ``output_dir/checkpoint-<step>`` or ``args.resume_from_checkpoint``; call this for a checkpoint elsewhere,
         before ``trainer.train(resume_from_checkpoint=checkpoint)``."""
-        path = os.path.join(checkpoint, STATE_FILE)
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        accumulators = saved.get("accumulators", saved)  # format 1 kept them at the top level
-        if int(accumulators["cumulative"]["dim"]) != self.dim:
-            raise ValueError(
-                f"GVendiCallback: the checkpoint's G-Vendi state has dim {accumulators['cumulative']['dim']} but this "
-                f"callback has dim={self.dim}; resume with the same dim (and projection, seed) to continue the curve."
-            )
-        saved_config, config = saved.get("config") or {}, self._config()
-        for key in ("source", "projection", "seed"):
-            if key in saved_config and saved_config[key] != config[key]:
-                raise ValueError(
-                    f"GVendiCallback: the checkpoint's G-Vendi state was measured with {key}={saved_config[key]!r} but "
-                    f"this callback has {key}={config[key]!r}; features of the two do not mix. Resume with "
-                    f"GVendiCallback({key}={saved_config[key]!r}), or delete {path} to start a new curve."
-                )
-        self.accumulators.load_state_dict(accumulators)
+        saved = load_state(checkpoint, dim=self.dim, config=self._config())
+        self.accumulators.load_state_dict(saved["accumulators"])
         if self.ci is not None and self.accumulators.bootstrap is None:
-            logger.warning("GVendiCallback: %s has no bootstrap state; no interval for this run.", path)
+            logger.warning("GVendiCallback: %s has no bootstrap state; no interval for this run.", checkpoint)
         self.curve, self.epochs = list(saved["curve"]), list(saved["epochs"])
         if saved.get("current_stage") is not None and self._current_stage is None:
             self._current_stage = saved["current_stage"]
@@ -216,13 +207,17 @@ class GVendiCallback(TrainerCallback):
         final = {
             "cumulative": accumulators.value("cumulative"),
             "examples": accumulators.cumulative.count,
-            "stages": {name: {"gvendi": accumulators.value(acc), "examples": acc.count}
-                       for name, acc in accumulators.stages.items()},
+            "stages": {
+                name: {"gvendi": accumulators.value(acc), "examples": acc.count}
+                for name, acc in accumulators.stages.items()
+            },
             "skipped_examples": accumulators.skipped,
         }
         if self.ci is not None:
             interval = accumulators.interval()
-            final.update(cumulative_ci=None if interval is None else list(interval), ci_level=self.ci, n_boot=self.n_boot)
+            final.update(
+                cumulative_ci=None if interval is None else list(interval), ci_level=self.ci, n_boot=self.n_boot
+            )
         return {"config": self._config(), "final": final, "points": self.curve, "epochs": self.epochs}
 
     # Trainer events --------------------------------------------------------------------------------------------
@@ -237,19 +232,37 @@ class GVendiCallback(TrainerCallback):
         try:
             if self._row_fields():
                 check_columns(
-                    self._trainer, self._row_fields(), kwargs.get("train_dataloader"),
-                    stage_column=self.stage_column, proxy=self.source == "proxy",
+                    self._trainer,
+                    self._row_fields(),
+                    kwargs.get("train_dataloader"),
+                    stage_column=self.stage_column,
+                    proxy=self.source == "proxy",
                 )
             if self.source == "proxy" and self._capture.featurizer is None:
                 from gvendi import GradientFeaturizer
 
                 self._capture.featurizer = GradientFeaturizer(
-                    self.proxy, dim=self.dim, projection=self.projection, seed=self.seed,
-                    prompt_column=self.prompt_column, completion_column=self.completion_column,
-                    messages_column=self.messages_column, show_progress=False, **self.proxy_kwargs,
+                    self.proxy,
+                    dim=self.dim,
+                    projection=self.projection,
+                    seed=self.seed,
+                    prompt_column=self.prompt_column,
+                    completion_column=self.completion_column,
+                    messages_column=self.messages_column,
+                    show_progress=False,
+                    **self.proxy_kwargs,
                 )
             if state.global_step > 0 and self._restored_step != state.global_step:
-                self._resume(args, state)
+                folder = find_state(args, state.global_step)
+                if folder is None:
+                    logger.warning(
+                        "GVendiCallback: training resumes at step %d but no %s was found; the cumulative G-Vendi "
+                        "restarts here (for a checkpoint outside output_dir call callback.restore(checkpoint) first).",
+                        state.global_step,
+                        STATE_FILE,
+                    )
+                else:
+                    self.restore(folder)
             self._capture.start(
                 model, projection=self.projection, dim=self.dim, seed=self.seed, trainable_only=self.trainable_only
             )
@@ -271,7 +284,10 @@ class GVendiCallback(TrainerCallback):
             return control
         self._sync()
         accumulators, logs = self.accumulators, {}
-        for key, name, count_key in (("window", "window", "window_examples"), ("cumulative", "cumulative", "examples")):
+        for key, name, count_key in (
+            ("window", "window", "window_examples"),
+            ("cumulative", "cumulative", "examples"),
+        ):
             if accumulators[name].count:
                 logs[f"gvendi/{key}"], logs[f"gvendi/{count_key}"] = accumulators.value(name), accumulators[name].count
         interval = accumulators.interval() if accumulators.cumulative.count else None
@@ -283,10 +299,15 @@ class GVendiCallback(TrainerCallback):
         logs.update({f"gvendi/stage/{name}": value for name, value in stages.items()})
         if logs:
             point = {
-                "step": state.global_step, "epoch": state.epoch, "run": self._runs,
-                "window": logs.get("gvendi/window"), "window_examples": accumulators.window.count,
-                "cumulative": logs.get("gvendi/cumulative"), "examples": accumulators.cumulative.count,
-                "epoch_value": logs.get("gvendi/epoch"), "stages": stages,
+                "step": state.global_step,
+                "epoch": state.epoch,
+                "run": self._runs,
+                "window": logs.get("gvendi/window"),
+                "window_examples": accumulators.window.count,
+                "cumulative": logs.get("gvendi/cumulative"),
+                "examples": accumulators.cumulative.count,
+                "epoch_value": logs.get("gvendi/epoch"),
+                "stages": stages,
             }
             if self.ci is not None:
                 point["cumulative_ci"] = None if interval is None else list(interval)
@@ -313,10 +334,15 @@ class GVendiCallback(TrainerCallback):
         self._sync()
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if state.is_world_process_zero and os.path.isdir(folder):
-            saved = {"format": _STATE_FORMAT, "step": state.global_step, "config": self._config(),
-                     "accumulators": self.accumulators.state_dict(), "curve": self.curve, "epochs": self.epochs,
-                     "current_stage": self._current_stage}
-            torch.save(saved, os.path.join(folder, STATE_FILE))
+            save_state(
+                folder,
+                step=state.global_step,
+                config=self._config(),
+                accumulators=self.accumulators.state_dict(),
+                curve=self.curve,
+                epochs=self.epochs,
+                current_stage=self._current_stage,
+            )
 
     @torch.no_grad()
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
@@ -340,17 +366,6 @@ class GVendiCallback(TrainerCallback):
             fields += [self.messages_column] if self.messages_column else [self.prompt_column, self.completion_column]
         return fields
 
-    def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
-        candidates = [args.resume_from_checkpoint, os.path.join(args.output_dir, f"checkpoint-{state.global_step}")]
-        for folder in candidates:
-            if isinstance(folder, str) and os.path.isfile(os.path.join(folder, STATE_FILE)):
-                return self.restore(folder)
-        logger.warning(
-            "GVendiCallback: training resumes at step %d but no %s was found in %s; the cumulative G-Vendi restarts "
-            "from the resumed step (call callback.restore(checkpoint) before trainer.train() for a checkpoint "
-            "elsewhere).", state.global_step, STATE_FILE, candidates[-1],
-        )
-
     def _sync(self) -> None:
         """Featurize waiting texts (``source="proxy"``), then sum every rank's rows into the accumulators."""
         self._capture.flush()
@@ -367,9 +382,17 @@ class GVendiCallback(TrainerCallback):
 
     def _config(self) -> dict[str, Any]:
         projection = self.projection if isinstance(self.projection, str) else self.projection.config()
-        config = {"source": self.source, "dim": self.dim, "projection": projection, "seed": self.seed, "q": self.q,
-                  "stage_column": self.stage_column, "trainable_only": self.trainable_only,
-                  "every_n_steps": self.every_n_steps, "gvendi_version": __version__}
+        config = {
+            "source": self.source,
+            "dim": self.dim,
+            "projection": projection,
+            "seed": self.seed,
+            "q": self.q,
+            "stage_column": self.stage_column,
+            "trainable_only": self.trainable_only,
+            "every_n_steps": self.every_n_steps,
+            "gvendi_version": __version__,
+        }
         if self.ci is not None:
             config.update(ci=self.ci, n_boot=self.n_boot)
         if self.source == "proxy" and self._capture.featurizer is not None:

@@ -11,9 +11,10 @@ report, since the start, in this epoch, in each curriculum stage. :class:`Accumu
   stage accumulators only grow.
 
 With ``ci`` set, a :class:`~gvendi.bootstrap.BootstrapAccumulator` follows the cumulative accumulator (pending per
-rank and summed like it) and :meth:`~AccumulatorSet.interval` gives the cumulative value's bootstrap interval, the
-one ``gvendi.score(rows, ci=ci, n_boot=n_boot, seed=seed)`` gives for the same rows in the same order while every row
-is its own bootstrap block (up to ``n_blocks`` rows; 200 for ``dim ≤ 409``).
+rank and summed like it) and :meth:`~AccumulatorSet.interval` gives the cumulative value's bootstrap interval. In
+one process it is the one ``gvendi.score(rows, ci=ci, n_boot=n_boot, seed=seed)`` gives for the same rows in the
+same order, as long as no sync brings more than ``max(dim, n_blocks)`` rows (a larger pending state is pooled into
+blocks by a generator of its own: the same interval in distribution).
 """
 
 from __future__ import annotations

@@ -111,7 +111,11 @@ def reduce_accumulators(local: Mapping[str, VendiAccumulator], dim: int) -> dict
                 packed[slot, -1] = local[name].count
         packed = _sum(packed)
         for slot, name in enumerate(as_moments):
-            state = {"dim": dim, "count": round(float(packed[slot, -1])), "second_moment": packed[slot, :-1].view(dim, dim)}
+            state = {
+                "dim": dim,
+                "count": round(float(packed[slot, -1])),
+                "second_moment": packed[slot, :-1].view(dim, dim),
+            }
             merged[name] = VendiAccumulator.from_state_dict(state)
     return merged
 

@@ -32,7 +32,12 @@ def test_window_epoch_cumulative_and_stages():
     assert acc.value("cumulative") is None  # pending rows are not counted before a sync
     acc.sync()
     assert acc.window_stages == {"a", "b"} and acc.names() == ["window", "cumulative", "epoch", "stage/a", "stage/b"]
-    assert acc.value("window") == acc.value("cumulative") == acc.value("epoch") == pytest.approx(_score(x[:10]), rel=1e-12)
+    assert (
+        acc.value("window")
+        == acc.value("cumulative")
+        == acc.value("epoch")
+        == pytest.approx(_score(x[:10]), rel=1e-12)
+    )
     assert acc.value("stage/a") == pytest.approx(_score(x[:5]), rel=1e-12)
     acc.reset("window")
     assert acc.value("window") is None and acc.window_stages == set()
@@ -247,7 +252,9 @@ def test_reduce_equals_one_process_over_the_union(two_ranks):
         for result in two_ranks:  # identical on both ranks
             state = result["states"][name]
             assert state["count"] == expected.count
-            torch.testing.assert_close(state["second_moment"], expected.state_dict()["second_moment"], rtol=0, atol=1e-13)
+            torch.testing.assert_close(
+                state["second_moment"], expected.state_dict()["second_moment"], rtol=0, atol=1e-13
+            )
         if expected.count:
             reduced = VendiAccumulator.from_state_dict(zero["states"][name])
             assert reduced.score().value == pytest.approx(expected.score().value, rel=1e-12)

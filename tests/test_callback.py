@@ -247,7 +247,8 @@ def test_interval_is_scores_interval_and_survives_a_resume(tmp_path, tok):
     """ci=0.9: the logged and summarised interval of the cumulative value is gvendi.score(features, ci=0.9) of the
     same examples (weights held still, sequential order); a run resumed from a checkpoint outside its output_dir
     (callback.restore) ends with the same interval as the uninterrupted run."""
-    rows = templated_rows(24, words=range(10, 60), template=0, seed=1) + templated_rows(8, words=range(60, 90), template=1)
+    rows = templated_rows(24, words=range(10, 60), template=0, seed=1)
+    rows += templated_rows(8, words=range(60, 90), template=1)
     net = model(seed=3)
     reference = copy.deepcopy(net).eval()
     kwargs = dict(learning_rate=0.0, logging_steps=2, max_steps=8, save_strategy="steps", save_steps=4)
@@ -271,10 +272,46 @@ def test_interval_is_scores_interval_and_survives_a_resume(tmp_path, tok):
     resumed = GVendiCallback(dim=DIM, ci=0.9, n_boot=50)
     checkpoint = str(tmp_path / "full" / "checkpoint-4")
     resumed.restore(checkpoint)  # not under the resumed run's output_dir: found only through restore()
-    _trainer(tok, rows, tmp_path / "resumed", resumed, net=model(seed=3), **kwargs).train(resume_from_checkpoint=checkpoint)
-    again = resumed.summary()
-    assert again["final"]["examples"] == 32 and [p["step"] for p in again["points"]] == [2, 4, 6, 8]
-    assert again["final"]["cumulative_ci"] == pytest.approx(final["cumulative_ci"], rel=1e-5)
+    again = _trainer(tok, rows, tmp_path / "resumed", resumed, net=model(seed=3), **kwargs)
+    again.train(resume_from_checkpoint=checkpoint)
+    summary = resumed.summary()
+    assert summary["final"]["examples"] == 32 and [p["step"] for p in summary["points"]] == [2, 4, 6, 8]
+    assert summary["final"]["cumulative_ci"] == pytest.approx(final["cumulative_ci"], rel=1e-5)
+
+
+def test_a_format_1_checkpoint_still_restores(tmp_path):
+    """The state file of the callback before the accumulator set moved to the core (accumulators at the top level)."""
+    import numpy as np
+    import torch
+
+    from gvendi import VendiAccumulator
+
+    rows = np.random.default_rng(0).normal(size=(10, DIM))
+    stage = VendiAccumulator(DIM).update(rows[:4])
+    whole = VendiAccumulator(DIM).update(rows)
+    old = {
+        "format": 1,
+        "config": {"source": "model", "dim": DIM, "projection": "factored", "seed": 0},
+        "window": VendiAccumulator(DIM).state_dict(),
+        "window_stages": [],
+        "cumulative": whole.state_dict(),
+        "epoch": whole.state_dict(),
+        "stages": {"a": stage.state_dict()},
+        "curve": [{"step": 2, "examples": 10}],
+        "epochs": [],
+        "skipped": 1,
+        "current_stage": "a",
+    }
+    (tmp_path / "checkpoint-2").mkdir()
+    torch.save(old, tmp_path / "checkpoint-2" / callbacks.gvendi_callback.STATE_FILE)
+    callback = GVendiCallback(dim=DIM)
+    callback.restore(str(tmp_path / "checkpoint-2"))
+    final = callback.summary()["final"]
+    assert final["cumulative"] == pytest.approx(whole.score().value, rel=1e-12) and final["examples"] == 10
+    assert final["stages"]["a"]["examples"] == 4 and final["skipped_examples"] == 1
+    assert callback.curve == old["curve"] and callback._current_stage == "a"
+    with pytest.raises(ValueError, match="seed=0"):
+        GVendiCallback(dim=DIM, seed=1).restore(str(tmp_path / "checkpoint-2"))
 
 
 def test_a_callback_without_its_trainer_says_how_to_attach(tmp_path, tok):
