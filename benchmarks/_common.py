@@ -29,6 +29,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from gvendi.testing import tiny_qwen, word_tokenizer  # noqa: E402,F401  (the offline builders tests use too)
+
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers were measured on: CPU, load, versions, threads."""
@@ -149,61 +151,3 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def qwen2_model(
-    *,
-    vocab: int,
-    hidden: int,
-    layers: int,
-    intermediate: int,
-    heads: int = 4,
-    kv_heads: int = 2,
-    tied: bool = True,
-    seed: int = 0,
-    max_positions: int = 1024,
-    dtype=None,
-):
-    """A randomly initialised Qwen2 causal LM from a config (no download), in eval mode."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        tie_word_embeddings=tied,
-        max_position_embeddings=max_positions,
-    )
-    model = Qwen2ForCausalLM(config)
-    if dtype is not None:
-        model = model.to(dtype)
-    return model.eval()
-
-
-def word_tokenizer(words: int = 200):
-    """A whitespace word-level tokenizer ``w0 … w{words-1}`` with Qwen-style chat tokens, built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
-    vocab = {token: i for i, token in enumerate(specials + ["user", "assistant"] + [f"w{i}" for i in range(words)])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.add_special_tokens(specials)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>"],
-    )
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
-    return tokenizer

@@ -470,7 +470,13 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
                                 n_boot=n_boot, seed=seed)
         for key in MEASURES | REFERENCES
     }
+    accuracy = np.array([s["heldout_accuracy"] for s in family])
+    against_accuracy = {
+        key: bootstrap_spearman(np.array([s["measures"][key] for s in family]), accuracy, n_boot=n_boot, seed=seed)
+        for key in MEASURES | REFERENCES
+    }
     payload = {"run": name, "variants": rows, "variant_values": variants, "uniform_only": subgroup,
+               "against_accuracy": against_accuracy,
                "uniform_sets": int(uniform.sum()), "machine": _common.machine_info(threads),
                "seconds_total": time.perf_counter() - began}
     labels = {
@@ -490,6 +496,11 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
         f"The uniform mixtures only ({int(uniform.sum())} sets; the skewed ones left out):",
         _common.markdown_table(["measure", "Spearman ρ", "95% interval"],
                                [[label, *fmt(subgroup[k])] for k, (label, _) in (MEASURES | REFERENCES).items()]),
+        f"Against boxed-answer accuracy instead of loss (accuracy on {run['config']['accuracy_problems']} held-out "
+        f"problems; {int((accuracy > 0).sum())} of {len(family)} sets get any right, so most values tie at 0 and "
+        f"these ρ are noisy):",
+        _common.markdown_table(["measure", "Spearman ρ", "95% interval"],
+                               [[label, *fmt(against_accuracy[k])] for k, (label, _) in (MEASURES | REFERENCES).items()]),
     ])
     _common.write_results(f"{name}_followup", payload, text)
     print(text)

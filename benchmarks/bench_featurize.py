@@ -69,7 +69,7 @@ LENGTH, PROMPT, DIM, BATCH = 256, 64, 1024, 8
 
 # speed -------------------------------------------------------------------------------------------------------------
 def speed(args) -> dict:
-    model = _common.qwen2_model(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, intermediate=INTERMEDIATE)
+    model = _common.tiny_qwen(VOCAB, hidden=HIDDEN, layers=LAYERS, intermediate=INTERMEDIATE, max_positions=1024)
     tokenizer = _common.word_tokenizer(200)
     n_params = sum(p.numel() for p in model.parameters())
     examples = random_examples(args.examples, length=LENGTH, prompt_length=PROMPT, vocab=VOCAB, seed=1)
@@ -490,7 +490,7 @@ def _exact_vendi(grads: torch.Tensor) -> float:
 
 def accuracy(args) -> dict:
     tokenizer = _common.word_tokenizer(200)
-    model = _common.qwen2_model(vocab=len(tokenizer), hidden=64, layers=2, intermediate=128, max_positions=256)
+    model = _common.tiny_qwen(len(tokenizer), hidden=64, layers=2, intermediate=128)
     probe = GvendiMethod(model, tokenizer, dim=DIM).featurizer
     ok, _ = bergson_available()
     report = {}

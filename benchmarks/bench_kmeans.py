@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         "iterations": args.iterations,
         "centers": args.centers,
         "device": str(device),
-        "bf16_screen": cluster._fast_bf16(device) and args.rows * args.clusters * args.dim >= cluster._BF16_MIN_WORK,
+        "bf16_screen": cluster.fast_bf16(device) and args.rows * args.clusters * args.dim >= cluster._BF16_MIN_WORK,
         "runs": [],
     }
 
@@ -113,12 +113,12 @@ def main(argv=None) -> int:
     entry, result = run(label)
     payload["runs"].append(entry)
     if args.compare_fp32 and payload["bf16_screen"]:
-        original = cluster._fast_bf16
-        cluster._fast_bf16 = lambda device: False
+        original = cluster.fast_bf16
+        cluster.fast_bf16 = lambda device: False
         try:
             entry32, result32 = run("fp32")
         finally:
-            cluster._fast_bf16 = original
+            cluster.fast_bf16 = original
         entry32["labels_equal_to_bf16_path"] = bool(np.array_equal(result.labels, result32.labels))
         payload["runs"].append(entry32)
 

@@ -1,13 +1,19 @@
 """Make ``evaluate.load("gvendi")`` find the measurement without importing gvendi first.
 
+The public route needs no hook: ``evaluate.load(str(gvendi.data.EVALUATE_MODULE_PATH))`` loads the measurement
+through evaluate's documented local-path loading, with any evaluate release. Loading it *by name* has no public API:
 `evaluate` has no plugin registry. Offline (``HF_EVALUATE_OFFLINE=1``) it falls back to its module cache, looking for
 ``<HF_MODULES_CACHE>/evaluate_modules/metrics/evaluate-measurement--gvendi/<64-hex>/gvendi.py``. This hook writes a
 two-line shim there (``from gvendi.measurement import Gvendi``) the moment `evaluate` is imported, and at no other
-time, and routes ``evaluate.load("gvendi")`` straight to it, so no Hub request is tried and evaluate's "Using the latest
-cached version" warning never shows. Every install (wheel or ``pip install -e``) runs it at interpreter start through
-``gvendi-evaluate.pth`` (a copy of this file named ``gvendi_evaluate_hook``, see setup.py), which costs one
+time, and routes ``evaluate.load("gvendi")`` straight to it, so no Hub request is tried and evaluate's "Using the
+latest cached version" warning never shows. Every install (wheel or ``pip install -e``) runs it at interpreter start
+through ``gvendi-evaluate.pth`` (a copy of this file named ``gvendi_evaluate_hook``, see setup.py), which costs one
 ``sys.meta_path`` entry and imports nothing; ``import gvendi`` installs it too. It must stay free of imports beyond
 the standard library.
+
+Because that path and ``evaluation_module_factory`` are evaluate internals, the hook only acts on the evaluate
+releases it is tested with (:data:`SUPPORTED`, checked when evaluate is imported); on any other release it does
+nothing, and the public route above still works. ``tests/test_measurement.py`` covers both routes and the guard.
 """
 
 import hashlib
@@ -21,6 +27,25 @@ SHIM_SOURCE = (
     "from gvendi.measurement import Gvendi  # noqa: F401\n"
 )
 MODULE_DIR = "evaluate-measurement--gvendi"
+#: the evaluate releases whose module cache layout and loader this hook is tested with: [low, high)
+SUPPORTED = ((0, 4, 3), (0, 5, 0))
+
+
+def supported(version):
+    """Whether evaluate ``version`` (e.g. ``"0.4.6"``) is one the hook is tested with (:data:`SUPPORTED`)."""
+    parts = []
+    for piece in str(version).split(".")[:3]:
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            return False
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return SUPPORTED[0] <= tuple(parts) < SUPPORTED[1]
 
 
 def shim_path():
@@ -28,9 +53,8 @@ def shim_path():
     import evaluate.config as config
 
     digest = hashlib.sha256(SHIM_SOURCE.encode()).hexdigest()
-    return os.path.join(
-        str(config.HF_MODULES_CACHE), config.MODULE_NAME_FOR_DYNAMIC_MODULES, "metrics", MODULE_DIR, digest, "gvendi.py"
-    )
+    root = os.path.join(str(config.HF_MODULES_CACHE), config.MODULE_NAME_FOR_DYNAMIC_MODULES)
+    return os.path.join(root, "metrics", MODULE_DIR, digest, "gvendi.py")
 
 
 def register():
@@ -80,6 +104,8 @@ def _route_load(loading) -> None:
 
 
 def _after_evaluate_import() -> None:
+    if not supported(getattr(sys.modules.get("evaluate"), "__version__", "")):
+        return  # an untested evaluate: leave its internals alone (the public local-path route still works)
     register()
     try:
         _route_load(sys.modules["evaluate.loading"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .utils import progress_bar, resolve_device
+from .utils import fast_bf16, progress_bar, resolve_device
 
 __all__ = ["KMeansResult", "assign_clusters", "sparse_clusters", "spherical_kmeans"]
 
@@ -56,18 +56,6 @@ _BF16_DOT_ERROR = 0.005
 
 
 _BF16_MIN_WORK = 1 << 34  # n·K·d multiply-adds per assignment pass below which plain fp32 is as fast
-
-
-def _fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products are fast here (CUDA, or a CPU with AVX512-BF16/AMX through oneDNN)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
 
 
 def _nearest_exact(x: torch.Tensor, c: torch.Tensor, c_low: torch.Tensor | None, candidates: int = 8):
@@ -148,7 +136,7 @@ def spherical_kmeans(
         raise ValueError(f"init_sample must be an integer ≥ n_clusters ({n_clusters}); got {init_sample!r}.")
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     # the bf16 screen pays off on large problems only (its refinement has a fixed cost per row)
-    low_precision = _fast_bf16(dev) and n * n_clusters * x.shape[1] >= _BF16_MIN_WORK
+    low_precision = fast_bf16(dev) and n * n_clusters * x.shape[1] >= _BF16_MIN_WORK
 
     def nearest(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c_low = c.to(torch.bfloat16) if low_precision else None

@@ -39,12 +39,26 @@ TRUNCATION_POLICIES = ("truncate", "error")
 DEFAULT_MAX_BATCH_TOKENS = 16384
 
 
-def _option(default: Any = None, *, help: str, flag: str | None = None, deprecated: tuple[str, ...] = (),
-            cli: bool = True, choices: tuple[str, ...] | None = None, metavar: str | None = None,
-            identity: bool = True) -> Any:
-    """A dataclass field with its help text (written once, here) and how the command line shows it."""
-    metadata = {"help": help, "flag": flag, "deprecated": deprecated, "cli": cli, "choices": choices,
-                "metavar": metavar, "identity": identity}
+def _option(
+    default: Any = None,
+    *,
+    help: str,
+    flag: str | None = None,
+    default_help: str = "",
+    deprecated: tuple[str, ...] = (),
+    choices: tuple[str, ...] | None = None,
+    identity: bool = True,
+) -> Any:
+    """A dataclass field with its help text (written once, here: what it is, then ``default_help``, what its default
+    is) and how the command line shows it."""
+    metadata = {
+        "help": f"{help} {default_help}".strip(),
+        "summary": help,
+        "flag": flag,
+        "deprecated": deprecated,
+        "choices": choices,
+        "identity": identity,
+    }
     return field(default=default, metadata=metadata)
 
 
@@ -59,10 +73,13 @@ class GVendiConfig:
 
     proxy: str = _option(
         DEFAULT_PROXY,
-        help=f"Hub id, local folder, or 'tiny' (the bundled offline demo proxy). Default {DEFAULT_PROXY}, the paper's "
-        "proxy: it needs the network once (then it is cached; offline, `hf download` it first).",
+        help="Hub id, local folder, or 'tiny' (the bundled offline demo proxy).",
+        default_help=f"Default {DEFAULT_PROXY}, the paper's proxy: it needs the network once (then it is cached; "
+        "offline, `hf download` it first).",
     )
-    revision: str | None = _option(None, help="Hub revision (branch, tag or commit) of the proxy.", deprecated=("--proxy-revision",))
+    revision: str | None = _option(
+        None, help="Hub revision (branch, tag or commit) of the proxy.", deprecated=("--proxy-revision",)
+    )
     projection: str = _option(
         DEFAULT_PROJECTION,
         choices=PROJECTIONS,
@@ -72,8 +89,8 @@ class GVendiConfig:
     )
     fold: int = _option(
         DEFAULT_FOLD,
-        help=f"'factored' only: the most buckets a matrix side is folded to (default {DEFAULT_FOLD}); larger is closer "
-        "to 'sketch' and slower.",
+        help=f"'factored' only: the most buckets a matrix side is folded to (default {DEFAULT_FOLD}); larger is "
+        "closer to 'sketch' and slower.",
     )
     dim: int = _option(1024, help="feature dimension k (default 1024, as in the paper).")
     seed: int = _option(
@@ -90,12 +107,13 @@ class GVendiConfig:
     )
     prompt_column: str = _option("prompt", help="column of prompts (user turns); default 'prompt'.")
     completion_column: str = _option(
-        "completion", help="column of completions (assistant turns, whose loss gradient is measured); default 'completion'."
+        "completion",
+        help="column of completions (assistant turns, whose loss gradient is measured); default 'completion'.",
     )
     messages_column: str | None = _option(None, help="a column of chat conversations instead of text pairs.")
-    output_column: str = _option("gvendi_grad", cli=False, help="the column Dataset.map(featurizer) adds.")
+    output_column: str = _option("gvendi_grad", help="the column Dataset.map(featurizer) adds.")
     use_chat_template: bool | None = _option(
-        None, cli=False, help="format pairs with the tokenizer's chat template (default: when it has one)."
+        None, help="format pairs with the tokenizer's chat template (default: when it has one)."
     )
     dtype: str | None = _option(
         None, identity=False, help="proxy precision: float32, bfloat16 … (default: bf16 on GPU, fp32 on CPU)."
@@ -116,21 +134,24 @@ class GVendiConfig:
             self.proxy = os.fspath(self.proxy)
         if not isinstance(self.proxy, str) or not self.proxy.strip():
             raise ConfigFieldTypeError(
-                "proxy", self.proxy,
+                "proxy",
+                self.proxy,
                 f"{{proxy}} must be a Hub id, a local folder or 'tiny' (got {self.proxy!r}); pass a model object to "
                 "GradientFeaturizer(model, tokenizer=...) instead of a config.",
             )
         _optional_text(self, "revision", "a Hub branch, tag or commit")
         if self.projection not in PROJECTIONS:
             raise ConfigFieldError(
-                "projection", self.projection,
+                "projection",
+                self.projection,
                 f"unknown {{projection}} {self.projection!r}: choose one of {list(PROJECTIONS)} ('factored' is the "
                 "default, 'sketch' the per-layer CountSketch, 'dense' the paper's slow reference).",
             )
         _integer(self, "fold", 1, f"{DEFAULT_FOLD} is the default")
         if self.fold != DEFAULT_FOLD and self.projection != "factored":
             raise ConfigFieldError(
-                "fold", self.fold,
+                "fold",
+                self.fold,
                 f"{{fold}} applies to {{projection=factored}} only (got fold={self.fold} with "
                 f"projection={self.projection!r}); drop {{fold}} or use {{projection=factored}}.",
             )
@@ -144,7 +165,8 @@ class GVendiConfig:
             _integer(self, "max_length", 2, "a prompt token and a completion token; or leave it unset")
         if self.truncation not in TRUNCATION_POLICIES:
             raise ConfigFieldError(
-                "truncation", self.truncation,
+                "truncation",
+                self.truncation,
                 f"{{truncation}} must be one of {TRUNCATION_POLICIES} (got {self.truncation!r}).",
             )
         for name in ("prompt_column", "completion_column", "output_column"):
@@ -153,7 +175,8 @@ class GVendiConfig:
             _text(self, "messages_column")
         if self.use_chat_template is not None and not isinstance(self.use_chat_template, bool):
             raise ConfigFieldTypeError(
-                "use_chat_template", self.use_chat_template,
+                "use_chat_template",
+                self.use_chat_template,
                 f"{{use_chat_template}} must be True, False or None (got {self.use_chat_template!r}).",
             )
         _integer(self, "batch_size", 1, "8 is the default")
@@ -261,17 +284,28 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as err:  # json.JSONDecodeError, yaml.YAMLError
-        raise ConfigError(f"config file {str(path)!r} is not valid {_kind(file)}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid {_kind(file)}: {str(err).splitlines()[0]}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of settings (key: value), not a "
-                          f"{type(data).__name__}.")
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of settings (key: value), not a {type(data).__name__}."
+        )
     return data
 
 
-def features_fingerprint(config: GVendiConfig, *, proxy: str, proxy_digest: str, revision: str | None,
-                         use_chat_template: bool, projection: Any, version: str) -> str:
+def features_fingerprint(
+    config: GVendiConfig,
+    *,
+    proxy: str,
+    proxy_digest: str,
+    revision: str | None,
+    use_chat_template: bool,
+    projection: Any,
+    version: str,
+) -> str:
     """The one fingerprint of features: changes with anything that changes their values (the proxy's content and
     revision, projection, fold, seed, dim, columns, max length, truncation, formatting, the gvendi version), never with
     batch size, device or precision settings.

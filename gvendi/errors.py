@@ -31,8 +31,9 @@ class ConfigFieldError(ConfigError):
         self.template = template
         super().__init__(self.render())
 
-    def render(self, name_of: Callable[[str], str] | None = None, setting_of: Callable[[str, str], str] | None = None
-               ) -> str:
+    def render(
+        self, name_of: Callable[[str], str] | None = None, setting_of: Callable[[str, str], str] | None = None
+    ) -> str:
         """The message with field names written by ``name_of`` and settings by ``setting_of`` (Python by default)."""
         name_of = name_of or (lambda name: name)
         setting_of = setting_of or _python_setting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -35,8 +36,9 @@ logger = logging.getLogger(__name__)
 
 
 # Live featurizers by fingerprint, so a pickled featurizer (Dataset.map workers, fingerprint hashing) stays small
-# and a forked worker reuses the parent's model instead of reloading it.
-_LIVE: dict[str, GradientFeaturizer] = {}
+# and a forked worker (or an unpickle in the same process) reuses the model of a featurizer still in use instead of
+# reloading it. Weak references: the registry never keeps a featurizer, or its model, alive.
+_LIVE: weakref.WeakValueDictionary[str, GradientFeaturizer] = weakref.WeakValueDictionary()
 
 
 def _rebuild(config: dict[str, Any], proxy_object: bool, fingerprint: str) -> GradientFeaturizer:
@@ -67,8 +69,10 @@ class Throughput(NamedTuple):
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
 
     def describe(self) -> str:
-        return (f"{self.examples:,} examples ({self.tokens:,} tokens) in {self.seconds:.1f} s: "
-                f"{self.examples_per_s:.2f} examples/s, {self.tokens_per_s:,.0f} tokens/s")
+        return (
+            f"{self.examples:,} examples ({self.tokens:,} tokens) in {self.seconds:.1f} s: "
+            f"{self.examples_per_s:.2f} examples/s, {self.tokens_per_s:,.0f} tokens/s"
+        )
 
 
 class GradientFeaturizer:
@@ -89,10 +93,8 @@ class GradientFeaturizer:
     Args:
         proxy: Hub id, local folder, ``"tiny"`` (bundled demo proxy) or a loaded model (then pass ``tokenizer``).
             Defaults to ``Qwen/Qwen2.5-0.5B-Instruct``, the paper's proxy.
-        config (`GVendiConfig`, *optional*): every setting below in one object.
+        config (`GVendiConfig`, *optional*): every setting in one object (the keyword arguments override it).
         tokenizer: the proxy's tokenizer (only needed with a model object).
-        revision (`str`, *optional*): Hub revision of the proxy.
-        dim (`int`, *optional*, defaults to 1024): feature dimension k.
         projection (`str`, *optional*, defaults to ``"factored"``): ``"factored"`` sketches each weight through its
             Kronecker factors inside the backward hooks, never forming a layer's per-example gradient (within 1% of
             a dense projection at the paper's proxy widths, ~0.9× a plain forward+backward); ``"sketch"``
@@ -100,29 +102,17 @@ class GradientFeaturizer:
             per example at the LM head: ~25× slower at the real vocabulary); ``"dense"`` is the paper's dense
             Rademacher projection (the slow reference). A `Projector` instance is used as given (its seed and fold
             are the ones recorded; a contradicting ``seed=`` is refused).
-        fold (`int`, *optional*, defaults to 128): ``"factored"`` only, the buckets a matrix side is folded to.
-        seed (`int`, *optional*, defaults to 0): projection seed.
-        prompt_column (`str`, *optional*, defaults to ``"prompt"``): the prompt text column.
-        completion_column (`str`, *optional*, defaults to ``"completion"``): the completion text column.
-        messages_column (`str`, *optional*): a column of chat conversations instead (loss on assistant turns).
-        output_column (`str`, *optional*, defaults to ``"gvendi_grad"``): the column ``__call__`` adds.
-        max_length (`int`, *optional*): truncate token sequences to this length (rows left with no completion
-            token raise an error). A value past the proxy's context window (``max_position_embeddings``) warns.
-        truncation (`str`, *optional*, defaults to ``"truncate"``): what to do with a row longer than the proxy's
-            context window (or ``max_length``): ``"truncate"`` cuts it from the right and logs a warning naming how
-            many rows were cut; ``"error"`` refuses it with a ``ValueError`` naming the row and its length.
-        max_batch_tokens (`int`, *optional*, defaults to 16384): padded tokens per forward/backward pass; batches
-            of long rows are split below ``batch_size`` so memory is bounded by tokens, not rows. A single row that
-            still does not fit in memory raises a ``ValueError`` naming it (pass ``max_length``).
-        batch_size (`int`, *optional*, defaults to 8): examples per forward/backward pass.
-        device (`str`, *optional*): where the proxy runs; the first GPU when available, else the CPU.
-        dtype (`str` or `torch.dtype`, *optional*): proxy precision; bf16 on GPU (as in the paper), fp32 on CPU.
-        use_chat_template (`bool`, *optional*): defaults to whether the tokenizer has a chat template.
+        **settings: any other :class:`gvendi.config.GVendiConfig` field by name, documented there once: ``revision``,
+            ``dim`` (1024), ``fold`` (128), ``seed`` (0), ``prompt_column``/``completion_column``/``messages_column``,
+            ``output_column`` (the column ``__call__`` adds), ``max_length`` (a value past the proxy's context window
+            warns), ``truncation``, ``max_batch_tokens`` (a single row that still does not fit in memory raises a
+            ``ValueError`` naming it), ``batch_size``, ``device``, ``dtype``, ``use_chat_template``.
         show_progress (`bool`, *optional*, defaults to `True`): a tqdm bar in :meth:`featurize`.
 
     Example:
         >>> featurizer = GradientFeaturizer("tiny", dim=64)
-        >>> feats = featurizer.featurize([{"prompt": "2+2?", "completion": "4"}, {"prompt": "3+5?", "completion": "8"}])
+        >>> rows = [{"prompt": "2+2?", "completion": "4"}, {"prompt": "3+5?", "completion": "8"}]
+        >>> feats = featurizer.featurize(rows)
         >>> feats.shape
         (2, 64)
     """
@@ -138,8 +128,10 @@ class GradientFeaturizer:
         **settings: Any,
     ):
         if config is not None and not isinstance(config, GVendiConfig):
-            raise TypeError(f"config must be a GVendiConfig (got {type(config).__name__}); or pass its fields as "
-                            "keyword arguments.")
+            raise TypeError(
+                f"config must be a GVendiConfig (got {type(config).__name__}); or pass its fields as "
+                "keyword arguments."
+            )
         instance = projection if isinstance(projection, Projector) else None
         model = proxy if isinstance(proxy, torch.nn.Module) else None
         if model is None and proxy is not None:
@@ -155,8 +147,9 @@ class GradientFeaturizer:
                 )
             settings.update(projection=instance.name, seed=instance.seed)
             if "fold" in settings and settings["fold"] != getattr(instance, "fold", settings["fold"]):
-                raise ValueError(f"fold={settings['fold']!r} contradicts the projector handed over (its fold is "
-                                 f"{instance.fold}).")
+                raise ValueError(
+                    f"fold={settings['fold']!r} contradicts the projector handed over (its fold is {instance.fold})."
+                )
             if hasattr(instance, "fold"):
                 settings["fold"] = instance.fold
             settings.setdefault("dim", instance.dim)
@@ -185,7 +178,9 @@ class GradientFeaturizer:
         else:  # the model loads on first use, so a Dataset.map that hits its cache never loads it
             self._loaded = None
             self._proxy_source = config.proxy
-            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.proxy, revision=config.revision)
+            self.tokenizer = (
+                tokenizer if tokenizer is not None else load_tokenizer(config.proxy, revision=config.revision)
+            )
             name, resolved_revision, digest = proxy_identity(config.proxy, revision=config.revision)
         self._identity = {"proxy": name, "proxy_revision": resolved_revision, "proxy_digest": digest}
         self.show_progress = show_progress
@@ -195,8 +190,10 @@ class GradientFeaturizer:
         if use_chat_template is None:
             use_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat_template = use_chat_template
-        self.projector = instance if instance is not None else make_projector(
-            config.projection, config.dim, config.seed, fold=config.fold
+        self.projector = (
+            instance
+            if instance is not None
+            else make_projector(config.projection, config.dim, config.seed, fold=config.fold)
         )
         self._proxy_object = model is not None
         self._proxy_name = name if model is not None else config.proxy
@@ -204,6 +201,7 @@ class GradientFeaturizer:
         self._resolved_revision = resolved_revision
         self._instance = instance is not None
         self._rank_device: torch.device | None = None
+        self._collector: GradientCollector | None = None  # built on the first batch, its hooks entered per batch
         self.fingerprint = features_fingerprint(
             config,
             proxy=self._proxy_name,
@@ -346,7 +344,10 @@ class GradientFeaturizer:
             vocab = self.model.get_input_embeddings().num_embeddings
             examples = []
             for i, (ids, labels) in enumerate(zip(batch["input_ids"], batch["labels"])):
-                ids, labels = _int_list(ids, "input_ids", row_offset + i + 1), _int_list(labels, "labels", row_offset + i + 1)
+                ids, labels = (
+                    _int_list(ids, "input_ids", row_offset + i + 1),
+                    _int_list(labels, "labels", row_offset + i + 1),
+                )
                 if len(ids) != len(labels):
                     raise ValueError(f"row {row_offset + i + 1}: input_ids and labels have different lengths.")
                 bad = next((t for t in ids if not 0 <= t < vocab), None)
@@ -358,17 +359,22 @@ class GradientFeaturizer:
                 bad = next((t for t in labels if t != IGNORE_INDEX and not 0 <= t < vocab), None)
                 if bad is not None:
                     raise ValueError(
-                        f"row {row_offset + i + 1}: labels holds {bad}, neither {IGNORE_INDEX} (masked) nor a token id "
+                        f"row {row_offset + i + 1}: labels holds {bad}, neither {IGNORE_INDEX} (masked) nor a "
+                        "token id "
                         f"of the proxy's vocabulary (0..{vocab - 1})."
                     )
                 examples.append(truncate(EncodedExample(ids, labels), self.max_length, row=row_offset + i + 1))
             return examples
         if self.messages_column is not None:
             self._require_columns(batch, [self.messages_column])
-            if isinstance(batch[self.messages_column], (str, bytes)) or not hasattr(batch[self.messages_column], "__len__"):
+            if isinstance(batch[self.messages_column], (str, bytes)) or not hasattr(
+                batch[self.messages_column], "__len__"
+            ):
                 raise TypeError(f"column {self.messages_column!r} must be a list of conversations, one per row.")
             return [
-                truncate(encode_chat(self.tokenizer, conv, row=row_offset + i + 1), self.max_length, row=row_offset + i + 1)
+                truncate(
+                    encode_chat(self.tokenizer, conv, row=row_offset + i + 1), self.max_length, row=row_offset + i + 1
+                )
                 for i, conv in enumerate(batch[self.messages_column])
             ]
         self._require_columns(batch, [self.prompt_column, self.completion_column])
@@ -377,7 +383,12 @@ class GradientFeaturizer:
         return [
             truncate(
                 encode_pair(
-                    self.tokenizer, p, c, row=row_offset + i + 1, use_chat_template=self.use_chat_template, fields=fields
+                    self.tokenizer,
+                    p,
+                    c,
+                    row=row_offset + i + 1,
+                    use_chat_template=self.use_chat_template,
+                    fields=fields,
                 ),
                 self.max_length,
                 row=row_offset + i + 1,
@@ -390,7 +401,9 @@ class GradientFeaturizer:
         for name in names:
             column = batch[name]
             if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
-                raise TypeError(f"column {name!r} must be a list with one value per row (got {type(column).__name__}).")
+                raise TypeError(
+                    f"column {name!r} must be a list with one value per row (got {type(column).__name__})."
+                )
         lengths = {name: len(batch[name]) for name in names}
         if len(set(lengths.values())) > 1:
             raise ValueError(
@@ -403,7 +416,8 @@ class GradientFeaturizer:
         missing = [c for c in needed if c not in batch]
         if missing:
             raise ValueError(
-                f"missing column(s) {missing}; the data has {sorted(batch)}. Point the featurizer at your text columns "
+                f"missing column(s) {missing}; the data has {sorted(batch)}. Point the featurizer at your text "
+                "columns "
                 "(prompt_column=, completion_column= or messages_column=), or pass pre-tokenized input_ids + labels."
             )
 
@@ -429,7 +443,9 @@ class GradientFeaturizer:
             labels[i, :n] = torch.tensor(example.labels)
             mask[i, :n] = 1
         ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-        with GradientCollector(self.model, self.projector, freeze=True) as collector, torch.enable_grad():
+        if self._collector is None or self._collector.model is not self.model:
+            self._collector = GradientCollector(self.model, self.projector, freeze=True)  # targets found once
+        with self._collector as collector, torch.enable_grad():
             collector.begin_batch(len(examples), mask)
             logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             per_example_loss(logits, labels).sum().backward()
@@ -437,7 +453,11 @@ class GradientFeaturizer:
         return features
 
     def featurize_encoded(
-        self, examples: list[EncodedExample], *, progress: Any = None, row_offset: int = 0,
+        self,
+        examples: list[EncodedExample],
+        *,
+        progress: Any = None,
+        row_offset: int = 0,
         batch_size: int | None = None,
     ) -> np.ndarray:
         """Features of already-encoded examples, (N, dim) float32 unit rows, in input order (``row_offset``: index of
@@ -486,7 +506,9 @@ class GradientFeaturizer:
                 raise
             if len(chunk) > 1:
                 half = len(chunk) // 2
-                return torch.cat([self._run_bounded(chunk[:half], examples), self._run_bounded(chunk[half:], examples)])
+                return torch.cat(
+                    [self._run_bounded(chunk[:half], examples), self._run_bounded(chunk[half:], examples)]
+                )
             tokens = len(examples[chunk[0]].input_ids)
             raise ValueError(
                 f"row {chunk[0]}: {tokens} tokens need more memory than this device has for one forward/backward "
@@ -499,7 +521,9 @@ class GradientFeaturizer:
         Rows are encoded (and checked) first, so bad input fails before any compute. ``batch_size`` applies to this
         call only (the features do not depend on it).
         """
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be an integer ≥ 1 (got {batch_size!r}).")
         columns = _as_columns(data)
         n = len(next(iter(columns.values()))) if columns else 0
@@ -528,7 +552,8 @@ class GradientFeaturizer:
                 raise
             kind = TypeError if isinstance(exc, TypeError) else ValueError
             raise kind(
-                f"{exc} (row counted within this Dataset.map batch; map with with_indices=True for dataset row indices)"
+                f"{exc} (row counted within this Dataset.map batch; map with with_indices=True for dataset row "
+                "indices)"
             ) from None
 
     def _map_batch(self, batch: dict[str, list], rank: int | None, *, row_offset: int) -> dict[str, list]:

@@ -74,14 +74,17 @@ def load_table(source: str, *, split: str | None = None, config: str | None = No
     if path.suffix.lower() in _BUILDERS or path.is_dir():
         if config is not None:
             raise ConfigFieldError(
-                "config", config, f"{{config}} {config!r} names a Hub dataset configuration; {source!r} is local. Drop it."
+                "config",
+                config,
+                f"{{config}} {config!r} names a Hub dataset configuration; {source!r} is local. Drop it.",
             )
     if path.suffix.lower() in _BUILDERS:
         if not path.is_file():
             raise ValueError(f"data file {source!r} does not exist; check the path (relative to {os.getcwd()}).")
         if split is not None:
             raise ConfigFieldError(
-                "split", split,
+                "split",
+                split,
                 f"{{split}} {split!r} does not apply to {source!r}: a single file has no splits. Drop {{split}}, or "
                 "pass the file of the split you want.",
             )
@@ -98,7 +101,9 @@ def load_table(source: str, *, split: str | None = None, config: str | None = No
             split = "train" if split is None else split
             if split not in loaded:
                 raise ConfigFieldError(
-                    "split", split, f"{source!r} has splits {sorted(loaded)}, not {split!r}; pass one of them as {{split}}."
+                    "split",
+                    split,
+                    f"{source!r} has splits {sorted(loaded)}, not {split!r}; pass one of them as {{split}}.",
                 )
             loaded = loaded[split]
         elif split is not None:

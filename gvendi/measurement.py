@@ -107,7 +107,8 @@ _SETTINGS = ("proxy", "revision", "dim", "projection", "fold", "seed", "batch_si
 
 
 def _config_of(kwargs: dict[str, Any]) -> GVendiConfig:
-    """The `GVendiConfig` of a ``compute`` call: ``config=`` (an object or a dict) with the settings given beside it."""
+    """The `GVendiConfig` of a ``compute`` call: ``config=`` (an object or a dict) with the settings named beside
+    it."""
     base = kwargs.get("config")
     if isinstance(base, Mapping):
         base = GVendiConfig.from_dict(base, source="config=")
@@ -253,8 +254,18 @@ class Gvendi(evaluate.Measurement):
             return result.to_dict()
         if not prompts:
             raise ValueError("gvendi needs at least one example: pass prompts= and completions=, or features=.")
-        settings = dict(proxy=proxy, dim=dim, projection=projection, seed=seed, batch_size=batch_size,
-                        max_length=max_length, device=device, revision=revision, fold=fold, dtype=dtype)
+        settings = dict(
+            proxy=proxy,
+            dim=dim,
+            projection=projection,
+            seed=seed,
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            revision=revision,
+            fold=fold,
+            dtype=dtype,
+        )
         given = getattr(self, "_given_settings", None)
         if given is not None:  # only the settings this call named override config=
             settings = {name: value for name, value in settings.items() if name in given}

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .utils import stable_seed
+from .utils import fast_bf16, stable_seed
 
 __all__ = [
     "DEFAULT_FOLD",
@@ -304,7 +304,7 @@ class FactoredSketchProjector(CountSketchProjector):
             if self.product_dtype != "auto":
                 dtype = getattr(torch, self.product_dtype)
             else:
-                dtype = torch.bfloat16 if _fast_bf16(torch.device(device)) else torch.float32
+                dtype = torch.bfloat16 if fast_bf16(torch.device(device)) else torch.float32
             self._dtypes[device] = dtype
         return dtype
 
@@ -597,18 +597,6 @@ class FactoredSketchProjector(CountSketchProjector):
         out.view(-1).index_add_(0, flat, values.reshape(-1).to(out.dtype))
 
 
-def _fast_bf16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices natively (so a bf16 GEMM is faster than a float32 one)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
 class DenseProjector(Projector):
     """The paper's dense Rademacher projection, ``P ∈ {±1/√dim}^{dim×|θ|}``, generated in chunks of rows.
 
@@ -704,8 +692,9 @@ class DenseProjector(Projector):
             self._apply(out, grads, self._rows(param_name, index))
 
 
-def make_projector(projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
-                   ) -> Projector:
+def make_projector(
+    projection: str | Projector, dim: int, seed: int | None = None, *, fold: int | None = None
+) -> Projector:
     """Build a projector by name (``"sketch"``, ``"factored"`` or ``"dense"``), or pass an existing one through.
 
     Args:

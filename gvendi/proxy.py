@@ -32,6 +32,7 @@ __all__ = [
     "load_tokenizer",
     "proxy_identity",
     "random_proxy_like_default",
+    "resolve_proxy_path",
 ]
 
 DEFAULT_PROXY = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -91,7 +92,9 @@ def _digest_model(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _resolve_name(proxy: str) -> str:
+def resolve_proxy_path(proxy: str) -> str:
+    """Where a proxy named by a string loads from: ``"tiny"`` is the bundled demo proxy's folder; anything else (a Hub
+    id, a folder) as given."""
     if proxy == "tiny":
         from .data import TINY_PROXY_PATH
 
@@ -143,7 +146,9 @@ def load_proxy(
     with quiet_libraries():
         try:
             # safetensors only: a pickled checkpoint can run code when it is loaded
-            model = AutoModelForCausalLM.from_pretrained(source.name, dtype=dtype, use_safetensors=True, **source.kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                source.name, dtype=dtype, use_safetensors=True, **source.kwargs
+            )
         except (OSError, ValueError) as err:
             raise ConfigFieldError("proxy", proxy, source.error(err)) from None
     model.to(target_device)
@@ -168,7 +173,7 @@ class _ProxySource:
             raise TypeError(
                 f"proxy must be a Hub id, a local path, 'tiny' or a model object; got {type(proxy).__name__}."
             )
-        name = _resolve_name(str(proxy))
+        name = resolve_proxy_path(str(proxy))
         local = Path(name).expanduser().is_dir()
         if not local and _looks_like_path(name):
             raise ValueError(
@@ -246,12 +251,16 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 def _looks_like_path(name: str) -> bool:
     """A Hub id is ``name`` or ``org/name``; anything starting like a path, or deeper, is meant as a folder."""
-    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name or name in {".", ".."}
+    return (
+        name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name or name in {".", ".."}
+    )
 
 
 def _hub_offline() -> bool:
-    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
-               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _cached(name: str, revision: str | None) -> bool:
@@ -283,8 +292,10 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _load_error(proxy: str, name: str, local: bool, err: Exception, *, no_network: bool) -> str:
     """One message for a proxy that did not load: why, then how to get it."""
     if local:
-        return (f"could not load the proxy folder {proxy!r}: {str(err).splitlines()[0]}. It needs a config.json, "
-                "weights and a tokenizer, as written by save_pretrained.")
+        return (
+            f"could not load the proxy folder {proxy!r}: {str(err).splitlines()[0]}. It needs a config.json, "
+            "weights and a tokenizer, as written by save_pretrained."
+        )
     if _hub_offline():
         why = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
     elif no_network:
@@ -343,7 +354,7 @@ def _check_text(value: Any, field_name: str, row: int) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
         raise ValueError(
-            f"row {row}: field {field_name!r} holds {value[err.start:err.end]!r} at character {err.start}, a lone "
+            f"row {row}: field {field_name!r} holds {value[err.start : err.end]!r} at character {err.start}, a lone "
             "surrogate that is not valid Unicode text (a mis-decoded file?); fix or drop the row."
         ) from None
     return value
@@ -358,9 +369,7 @@ def _as_ids(encoded: Any) -> list[int]:
 
 
 def _template(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
-    return _as_ids(
-        tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    )
+    return _as_ids(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt))
 
 
 def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> EncodedExample:
@@ -369,7 +378,9 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> Encode
         raise ValueError(f"row {row}: messages must be a non-empty list of {{'role', 'content'}} dicts.")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise TypeError(f"row {row}: messages[{i}] is a {type(message).__name__}, not a {{'role', 'content'}} dict.")
+            raise TypeError(
+                f"row {row}: messages[{i}] is a {type(message).__name__}, not a {{'role', 'content'}} dict."
+            )
         for key in ("role", "content"):
             if key not in message or message[key] is None:
                 raise ValueError(f"row {row}: messages[{i}] has no {key!r}; every message needs 'role' and 'content'.")
@@ -397,7 +408,13 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict], *, row: int) -> Encode
 
 
 def encode_pair(
-    tokenizer: Any, prompt: Any, completion: Any, *, row: int, use_chat_template: bool, fields: tuple[str, str] = ("prompt", "completion")
+    tokenizer: Any,
+    prompt: Any,
+    completion: Any,
+    *,
+    row: int,
+    use_chat_template: bool,
+    fields: tuple[str, str] = ("prompt", "completion"),
 ) -> EncodedExample:
     """Encode one (prompt, completion) pair with the prompt masked from the loss."""
     prompt = _check_text(prompt, fields[0], row)

@@ -96,7 +96,8 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
         rank = 0 if rank is None else int(rank)
         if world_size < 1 or not 0 <= rank < world_size:
             raise ConfigFieldError(
-                "rank", rank,
+                "rank",
+                rank,
                 f"{{rank}} must be in [0, {{world_size}}) and {{world_size}} ≥ 1 (got rank={rank}, world size="
                 f"{world_size}).",
             )
@@ -165,9 +166,10 @@ def prepare_run(out_dir: str | os.PathLike, plan: ShardPlan, *, overwrite: bool 
         differing = plan.matches(previous)
         if differing:
             raise ConfigFieldError(
-                "out", str(out),
+                "out",
+                str(out),
                 f"{out} holds a different featurization ({', '.join(differing)} differ from this run); "
-                "pass another {out} folder, or {overwrite=True} to start it again."
+                "pass another {out} folder, or {overwrite=True} to start it again.",
             )
         return out
     if overwrite:
@@ -302,7 +304,9 @@ def wait_for_shards(out_dir: str | os.PathLike, plan: ShardPlan, *, timeout: flo
 def plan_for(featurizer: Any, num_rows: int, shard_rows: int, data: str = "") -> ShardPlan:
     """The `ShardPlan` of a `GradientFeaturizer` over ``num_rows`` rows."""
     if not isinstance(shard_rows, int) or shard_rows < 1:
-        raise ConfigFieldError("shard_rows", shard_rows, f"{{shard_rows}} must be an integer ≥ 1 (got {shard_rows!r}).")
+        raise ConfigFieldError(
+            "shard_rows", shard_rows, f"{{shard_rows}} must be an integer ≥ 1 (got {shard_rows!r})."
+        )
     return ShardPlan(
         num_rows=num_rows,
         shard_rows=shard_rows,

@@ -17,6 +17,7 @@ __all__ = [
     "backoff_delay",
     "disable_progress_bars",
     "enable_progress_bars",
+    "fast_bf16",
     "progress_bar",
     "progress_bars_disabled",
     "quiet_libraries",
@@ -268,3 +269,19 @@ def backoff_delay(
         return min(retry_after, retry_after_max) + (rng.uniform(0, base) if rng is not None else 0.0)
     ceiling = min(cap, base * 2**attempt)
     return rng.uniform(0, ceiling) if rng is not None else ceiling
+
+
+def fast_bf16(device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CUDA with bf16, a CPU with AVX512-BF16/AMX through
+    oneDNN), so that a bf16 GEMM is faster than a float32 one."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False

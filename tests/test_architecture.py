@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CORE = {
     "utils", "vendi", "projection", "gradients", "cluster", "proxy", "exact", "io", "sharded", "data",
-    "bootstrap", "selection", "per_example", "comparison", "config", "errors", "accumulators", "distributed", "measures",
+    "bootstrap", "selection", "per_example", "comparison", "config", "errors", "accumulators", "distributed",
+    "measures", "testing",
 }
 LIBRARY = {"featurizer"}  # the one object every door featurizes through
 # door → the other doors it may import (everything may import the core, the library and the public `gvendi`)

@@ -33,7 +33,11 @@ def nothing_loads(monkeypatch):
     def loaded(*_args, **_kwargs):
         raise AssertionError("work started before the config file was checked")
 
-    for module, name in ((gvendi.io, "load_table"), (gvendi.proxy, "load_proxy"), (gvendi.featurizer, "load_tokenizer")):
+    for module, name in (
+        (gvendi.io, "load_table"),
+        (gvendi.proxy, "load_proxy"),
+        (gvendi.featurizer, "load_tokenizer"),
+    ):
         monkeypatch.setattr(module, name, loaded)
 
 
@@ -60,7 +64,9 @@ def test_every_registered_command_is_covered_here(data, tmp_path):
     assert {name for names in COMMANDS.values() for name in names} == set(_commands(data, tmp_path))
 
 
-@pytest.mark.parametrize("command", ["score", "featurize", "select", "compare", "report", "demo", "push", "synthesize"])
+@pytest.mark.parametrize(
+    "command", ["score", "featurize", "select", "compare", "report", "demo", "push", "synthesize"]
+)
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_an_unknown_key_in_the_file_fails_first_with_its_name(command, suffix, data, tmp_path, nothing_loads, capsys):
     config = _write(tmp_path / f"settings{suffix}", {"dimm": 8})
@@ -97,7 +103,9 @@ def test_a_bad_featurizer_value_in_the_file_names_the_key_and_the_fix(command, d
         ("synthesize", {"proxy": {"projection": "kronecker"}}, "unknown proxy.projection 'kronecker'"),
     ],
 )
-def test_bad_values_in_the_file_fail_before_any_work(command, settings, message, data, tmp_path, nothing_loads, capsys):
+def test_bad_values_in_the_file_fail_before_any_work(
+    command, settings, message, data, tmp_path, nothing_loads, capsys
+):
     config = _write(tmp_path / "settings.yaml", settings)
     code = main([*_commands(data, tmp_path)[command], "--config", str(config)])
     err = capsys.readouterr().err
@@ -106,7 +114,19 @@ def test_bad_values_in_the_file_fail_before_any_work(command, settings, message,
 
 
 def test_a_score_result_config_replays_through_the_file_and_flags_override_it(data, tmp_path, capsys):
-    argv = ["score", str(data), "--proxy", "tiny", "--dim", "8", "--projection-seed", "2", "--batch-size", "2", "--json"]
+    argv = [
+        "score",
+        str(data),
+        "--proxy",
+        "tiny",
+        "--dim",
+        "8",
+        "--projection-seed",
+        "2",
+        "--batch-size",
+        "2",
+        "--json",
+    ]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["config"]["dim"] == 8 and first["config"]["seed"] == 2 and first["config"]["batch_size"] == 2
@@ -186,8 +206,14 @@ def test_a_broken_command_reports_itself(monkeypatch, capsys):
 
 @pytest.mark.parametrize(
     ("error", "code"),
-    [(ValueError("bad"), 2), (TypeError("bad"), 2), (FileNotFoundError("x"), 2), (RuntimeError("x"), 1),
-     (OSError("disk"), 1), (KeyboardInterrupt(), 130)],
+    [
+        (ValueError("bad"), 2),
+        (TypeError("bad"), 2),
+        (FileNotFoundError("x"), 2),
+        (RuntimeError("x"), 1),
+        (OSError("disk"), 1),
+        (KeyboardInterrupt(), 130),
+    ],
 )
 def test_one_exit_code_table(error, code, monkeypatch, capsys):
     from gvendi.cli import score

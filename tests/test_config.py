@@ -11,7 +11,11 @@ from gvendi import GradientFeaturizer
 from gvendi.config import ConfigError, ConfigFieldError, GVendiConfig, read_config_file
 from gvendi.projection import CountSketchProjector, FactoredSketchProjector, make_projector
 
-ROWS = [{"prompt": "2+2?", "completion": "4"}, {"prompt": "3+5?", "completion": "8"}, {"prompt": "1+1?", "completion": "2"}]
+ROWS = [
+    {"prompt": "2+2?", "completion": "4"},
+    {"prompt": "3+5?", "completion": "8"},
+    {"prompt": "1+1?", "completion": "2"},
+]
 
 BAD_FIELDS = [
     ({"dim": -3}, "dim", "dim must be an integer ≥ 1 (got -3); the paper uses dim=1024."),
@@ -161,7 +165,9 @@ def test_the_measurement_takes_a_config_and_records_it():
     by_kwargs = module.compute(proxy="tiny", dim=16, seed=1, **texts)
     assert by_config["gvendi"] == by_kwargs["gvendi"]
     assert by_config["config"] == config.to_dict()
-    assert module.compute(config=config, batch_size=1, **texts)["gvendi"] == pytest.approx(by_config["gvendi"], abs=1e-6)
+    assert module.compute(config=config, batch_size=1, **texts)["gvendi"] == pytest.approx(
+        by_config["gvendi"], abs=1e-6
+    )
 
 
 def test_the_synthesis_door_fails_when_its_config_is_built():

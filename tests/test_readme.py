@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from utils import TRAINER_PRELUDE
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,36 +42,24 @@ def commands(block: str) -> list[str]:
 
 
 # what the README leaves to the reader ----------------------------------------------------------------------------
-RECORDS = [{"prompt": f"What is {a}+{b}?", "completion": f"{a}+{b}={a + b}. \\boxed{{{a + b}}}"}
-           for a, b in [(2, 3), (7, 6), (12, 30), (5, 5), (9, 1), (4, 8)]]
-
-TRAINER_PRELUDE = '''
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
-from gvendi.data import TINY_PROXY_PATH
-
-tokenizer = AutoTokenizer.from_pretrained(TINY_PROXY_PATH)
-model = AutoModelForCausalLM.from_pretrained(TINY_PROXY_PATH)
-rows = []
-for i in range(16):
-    prompt = tokenizer(f"What is {i}+{i}?")["input_ids"]
-    completion = tokenizer(f" {i}+{i}={2 * i}.")["input_ids"] + [tokenizer.eos_token_id]
-    ids = (prompt + completion)[:24]
-    labels = ([-100] * len(prompt) + completion)[:24]
-    pad = 24 - len(ids)
-    rows.append({"input_ids": ids + [tokenizer.pad_token_id or 0] * pad, "labels": labels + [-100] * pad,
-                 "attention_mask": [1] * len(ids) + [0] * pad, "stage": "easy" if i < 8 else "hard"})
-train_ds = Dataset.from_list(rows)
-args = TrainingArguments(output_dir="trainer-out", max_steps=4, per_device_train_batch_size=4, logging_steps=2,
-                         report_to=[], save_strategy="no", use_cpu=True, train_sampling_strategy="sequential")
-'''
+RECORDS = [
+    {"prompt": f"What is {a}+{b}?", "completion": f"{a}+{b}={a + b}. \\boxed{{{a + b}}}"}
+    for a, b in [(2, 3), (7, 6), (12, 30), (5, 5), (9, 1), (4, 8)]
+]
 
 
 def _env(tmp_path, venv_bin: Path | None = None, *, offline: bool = True) -> dict:
     home = tmp_path / "hf"
-    env = {**os.environ, "HF_HOME": str(home), "HF_MODULES_CACHE": str(home / "modules"),
-           "HF_DATASETS_CACHE": str(home / "datasets"), "GVENDI_DISABLE_PROGRESS_BAR": "1",
-           "HF_HUB_OFFLINE": "1" if offline else "0", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "HF_HOME": str(home),
+        "HF_MODULES_CACHE": str(home / "modules"),
+        "HF_DATASETS_CACHE": str(home / "datasets"),
+        "GVENDI_DISABLE_PROGRESS_BAR": "1",
+        "HF_HUB_OFFLINE": "1" if offline else "0",
+        "HF_EVALUATE_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     if not offline:
         env.pop("TRANSFORMERS_OFFLINE", None)
     if venv_bin is not None:
@@ -110,16 +99,23 @@ def test_readme_from_set_up_to_every_snippet(tmp_path):
 
     # set-up: the README's command, pip pointed at the new environment, offline
     setup = " && ".join(commands(code_blocks(section("Set-up"), "bash")[0]))
-    script = f"pip() {{ {pip} \"$@\" --no-index --no-build-isolation --quiet; }}; set -e; {setup}"
-    run = subprocess.run(["bash", "-c", script], cwd=source, env=_env(tmp_path, venv_bin), capture_output=True,
-                         text=True, timeout=600)
+    script = f'pip() {{ {pip} "$@" --no-index --no-build-isolation --quiet; }}; set -e; {setup}'
+    run = subprocess.run(
+        ["bash", "-c", script], cwd=source, env=_env(tmp_path, venv_bin), capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert (venv_bin / "gvendi").exists(), "the set-up did not install the gvendi command"
 
     # main job: `gvendi demo` prints the README's table
     main_job = commands(code_blocks(section("Main job: the offline demo"), "bash")[0])
-    run = subprocess.run(["bash", "-c", " && ".join(main_job)], cwd=source, env=_env(tmp_path, venv_bin),
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        ["bash", "-c", " && ".join(main_job)],
+        cwd=source,
+        env=_env(tmp_path, venv_bin),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     sys.path.insert(0, str(ROOT / "docs" / "assets"))
     from regenerate import marked_block
@@ -141,8 +137,14 @@ def test_readme_from_set_up_to_every_snippet(tmp_path):
         code = snippet.replace(HUB_PROXY, "tiny")
         if "Trainer(" in code:
             code = TRAINER_PRELUDE + code
-        run = subprocess.run([str(python), "-c", code], cwd=work, env=_env(tmp_path, venv_bin), capture_output=True,
-                             text=True, timeout=900)
+        run = subprocess.run(
+            [str(python), "-c", code],
+            cwd=work,
+            env=_env(tmp_path, venv_bin),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert run.returncode == 0, f"README python snippet {i + 1} failed:\n{code}\n{run.stderr[-3000:]}"
         assert "Traceback" not in run.stderr
 
@@ -155,8 +157,14 @@ def test_readme_from_set_up_to_every_snippet(tmp_path):
                 if line.startswith("gvendi score") and "--proxy" not in line:
                     line += " --proxy tiny"
                 hub_dataset = line.startswith("gvendi score org/")
-                run = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True, timeout=900,
-                                     env=_env(tmp_path, venv_bin, offline=not line.startswith("gvendi synthesize")))
+                run = subprocess.run(
+                    ["bash", "-c", line],
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    env=_env(tmp_path, venv_bin, offline=not line.startswith("gvendi synthesize")),
+                )
                 if hub_dataset:  # offline: one clear line, no traceback
                     assert run.returncode == 1 and "could not load the Hub dataset 'org/dataset'" in run.stderr
                     assert "Traceback" not in run.stderr

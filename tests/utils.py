@@ -1,41 +1,30 @@
 """Shared test helpers."""
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from gvendi.testing import CHAT_TEMPLATE, tiny_qwen  # noqa: F401  (the shared offline builders)
+from gvendi.testing import word_tokenizer as make_word_tokenizer  # noqa: F401
 
+# what a Trainer snippet in the README or the docs leaves to the reader (model, args, train_ds / train), as code a
+# fresh process runs first: the bundled tiny proxy and 16 tokenized arithmetic rows in two stages
+TRAINER_PRELUDE = """
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+from gvendi.data import TINY_PROXY_PATH
 
-def make_word_tokenizer(words: int = 200, *, chat: bool = True):
-    """A whitespace word-level tokenizer over ``w0 … w{words-1}`` plus Qwen-style special tokens, built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
-    vocab = {token: i for i, token in enumerate(specials + ["user", "assistant"] + [f"w{i}" for i in range(words)])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.add_special_tokens(specials)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>"],
-    )
-    if chat:
-        tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
-def tiny_qwen(vocab_size: int, *, hidden: int = 32, layers: int = 2, intermediate: int = 64, seed: int = 0, tied: bool = True):
-    """A randomly initialised Qwen2 causal LM, built from a config (no download), in eval mode."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied, max_position_embeddings=256,
-    )
-    return Qwen2ForCausalLM(config).eval()
+tokenizer = AutoTokenizer.from_pretrained(TINY_PROXY_PATH)
+model = AutoModelForCausalLM.from_pretrained(TINY_PROXY_PATH)
+rows = []
+for i in range(16):
+    prompt = tokenizer(f"What is {i}+{i}?")["input_ids"]
+    completion = tokenizer(f" {i}+{i}={2 * i}.")["input_ids"] + [tokenizer.eos_token_id]
+    ids = (prompt + completion)[:24]
+    labels = ([-100] * len(prompt) + completion)[:24]
+    pad = 24 - len(ids)
+    rows.append({"input_ids": ids + [tokenizer.pad_token_id or 0] * pad, "labels": labels + [-100] * pad,
+                 "attention_mask": [1] * len(ids) + [0] * pad, "stage": "easy" if i < 8 else "hard"})
+train_ds = train = Dataset.from_list(rows)
+args = TrainingArguments(output_dir="trainer-out", max_steps=4, per_device_train_batch_size=4, logging_steps=2,
+                         report_to=[], save_strategy="no", use_cpu=True, train_sampling_strategy="sequential")
+"""
 
 
 def exact_per_example_gradients(model, examples):
@@ -104,8 +93,19 @@ def copy_of_the_source(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     source = tmp_path / "clone"
-    skip = shutil.ignore_patterns(".git", ".venv", ".ci-venv", "build", "dist", "site", "runs", "*.egg-info",
-                                  "__pycache__", ".pytest_cache", ".ruff_cache")
+    skip = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        ".ci-venv",
+        "build",
+        "dist",
+        "site",
+        "runs",
+        "*.egg-info",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+    )
     shutil.copytree(root, source, ignore=skip)
     return source
 
@@ -127,8 +127,12 @@ def venv_borrowing_these_packages(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # every package of this environment but gvendi itself: a non-editable gvendi here (as CI installs it) would
     # otherwise shadow the one under test, since a path file's folders come before an editable install's finder
     borrowed = tmp_path / "borrowed" / "site-packages"  # so named: datasets/dill treat such modules as installed

@@ -13,23 +13,12 @@ from pathlib import Path
 
 from datasets import Dataset
 from gvendi.callbacks import GVendiCallback
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 
-# a word-level tokenizer over w0 … w299 and a tiny random Qwen2 -------------------------------------------------
-vocab = {token: i for i, token in enumerate(["<pad>", "<eos>", "<unk>"] + [f"w{i}" for i in range(300)])}
-backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-config = Qwen2Config(
-    vocab_size=len(vocab),
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-)
+from gvendi.testing import tiny_qwen, word_tokenizer
+
+# a word-level tokenizer over w0 … w299 (the tiny random Qwen2 is built below, seeded) ------------------------------
+tokenizer = word_tokenizer(300, chat=False)
 
 
 def rows(n, words, template, stage, seed):
@@ -82,7 +71,7 @@ args = TrainingArguments(
     seed=0,
 )
 set_seed(0)  # the model's random initialisation, so the printed numbers reproduce
-model = Qwen2ForCausalLM(config)
+model = tiny_qwen(len(tokenizer), hidden=64, intermediate=128, tied=False, max_positions=64, seed=0)
 trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
 callback = GVendiCallback(dim=256, stage_column="stage", trainer=trainer)
 trainer.train()

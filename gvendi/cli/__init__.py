@@ -41,8 +41,10 @@ def _unavailable(subparsers: argparse._SubParsersAction, names: Sequence[str], m
     reason = f"{type(err).__name__}: {err}"
 
     def handler(args: argparse.Namespace) -> int:
-        raise ImportError(f"this command could not be loaded ({module}: {reason}); reinstall gvendi, or install the "
-                          "extra it needs (pip install 'gvendi[synthesis]').")
+        raise ImportError(
+            f"this command could not be loaded ({module}: {reason}); reinstall gvendi, or install the "
+            "extra it needs (pip install 'gvendi[synthesis]')."
+        )
 
     for name in names:
         parser = subparsers.add_parser(name, help=f"(unavailable: {reason})", add_help=True)
@@ -56,7 +58,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
     if not any(option in parser._option_string_actions for option in ("--quiet", "--no-progress")):
         parser.add_argument(
-            "--quiet", "--no-progress", dest="quiet", action="store_true",
+            "--quiet",
+            "--no-progress",
+            dest="quiet",
+            action="store_true",
             help="no progress bars (gvendi's, transformers', datasets'); also GVENDI_DISABLE_PROGRESS_BAR=1.",
         )
     if "--config" not in parser._option_string_actions:
@@ -97,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .errors import report_error
     from .options import parse_with_config_file
+
     parser = build_parser()
     try:
         args = parse_with_config_file(parser, argv)

@@ -52,7 +52,9 @@ def _random_reference(features: np.ndarray, k: int, allowed: np.ndarray | None, 
     from ..vendi import score
 
     candidates = np.arange(features.shape[0]) if allowed is None else np.flatnonzero(allowed)
-    values = [score(features[np.random.default_rng(s).choice(candidates, k, replace=False)]).value for s in range(draws)]
+    values = [
+        score(features[np.random.default_rng(s).choice(candidates, k, replace=False)]).value for s in range(draws)
+    ]
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "draws": draws}
 
 
@@ -65,13 +67,22 @@ def _run_select(args: argparse.Namespace) -> int:
     quality = None
     if args.quality_column is not None:
         if args.quality_column not in table.column_names:
-            raise ValueError(f"--quality-column {args.quality_column!r} is not a column; the data has {table.column_names}.")
+            raise ValueError(
+                f"--quality-column {args.quality_column!r} is not a column; the data has {table.column_names}."
+            )
         quality = np.asarray(table[args.quality_column], dtype=np.float64)
     elif args.min_quality is not None:
         raise ValueError("--min-quality needs --quality-column (the column holding each row's quality).")
     features, provenance = features_for(args, table, features=args.features)
-    result = select(features, args.k, method=args.method, quality=quality, min_quality=args.min_quality, seed=args.selection_seed,
-                    n_clusters=args.n_clusters)
+    result = select(
+        features,
+        args.k,
+        method=args.method,
+        quality=quality,
+        min_quality=args.min_quality,
+        seed=args.selection_seed,
+        n_clusters=args.n_clusters,
+    )
     kept = table.select(result.indices.tolist())
     written = write_table(kept, args.out)
     allowed = None if quality is None or args.min_quality is None else quality >= args.min_quality
@@ -94,7 +105,8 @@ def _run_select(args: argparse.Namespace) -> int:
     else:
         print(
             f"kept {len(result)} of {features.shape[0]} rows ({args.method}) -> {written}\n"
-            f"G-Vendi  kept: {selected_value:.2f}   random at k={args.k}: {reference['mean']:.2f} ± {reference['std']:.2f}"
+            f"G-Vendi  kept: {selected_value:.2f}   "
+            f"random at k={args.k}: {reference['mean']:.2f} ± {reference['std']:.2f}"
             f"   pool: {summary['pool']['gvendi']:.2f}\nsummary: {summary_path}"
         )
     return 0
@@ -106,16 +118,24 @@ def _register_select(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("select", help="keep the k rows that keep G-Vendi highest (greedy, clusters, …).")
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
     parser.add_argument("--k", type=int, required=True, help="rows to keep.")
-    parser.add_argument("--out", required=True, help="where the kept rows go: .jsonl/.json/.parquet/.csv, or a folder.")
     parser.add_argument(
-        "--method", default="greedy", choices=list(SELECTION_METHODS),
+        "--out", required=True, help="where the kept rows go: .jsonl/.json/.parquet/.csv, or a folder."
+    )
+    parser.add_argument(
+        "--method",
+        default="greedy",
+        choices=list(SELECTION_METHODS),
         help="greedy (log-det, the default), cluster-balanced (sparse clusters first), random or k-center.",
     )
-    parser.add_argument("--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder).")
+    parser.add_argument(
+        "--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder)."
+    )
     parser.add_argument("--quality-column", default=None, help="a numeric column that weights the choice (> 0).")
     parser.add_argument("--min-quality", type=float, default=None, help="never keep rows whose quality is below this.")
     parser.add_argument("--n-clusters", type=int, default=None, help="cluster-balanced: K (default 1%% of the rows).")
-    parser.add_argument("--selection-seed", type=int, default=0, help="seeds random draws and k-means (not --projection-seed).")
+    parser.add_argument(
+        "--selection-seed", type=int, default=0, help="seeds random draws and k-means (not --projection-seed)."
+    )
     parser.add_argument("--summary", default=None, help="JSON summary path (default: OUT.summary.json).")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object.")
     add_data_arguments(parser)
@@ -139,18 +159,25 @@ def _run_compare(args: argparse.Namespace) -> int:
         table = load_table(source, split=args.split, config=args.data_config, limit=args.limit)
         feature_sets.append(featurizer.featurize(table))
     names = args.names.split(",") if args.names else [Path(s).name for s in args.sets]
-    result = compare(feature_sets, names, ci=None if args.no_ci else args.ci, n_boot=args.n_boot, seed=args.selection_seed)
+    result = compare(
+        feature_sets, names, ci=None if args.no_ci else args.ci, n_boot=args.n_boot, seed=args.selection_seed
+    )
     if args.json:
         print(json.dumps({**result.to_dict(), **provenance}, default=str))
         return 0
+
     def interval(record, key):
         return f"[{record[key][0]:.2f}, {record[key][1]:.2f}]" if key in record else ""
 
     width = max(len(n) for n in [*names, "union"])
-    print(f"{'set':<{width}}  {'N':>7}  {'G-Vendi':>8}  {'interval':>16}  {'adds':>7}  {'interval':>16}  direction share")
+    print(
+        f"{'set':<{width}}  {'N':>7}  {'G-Vendi':>8}  {'interval':>16}  {'adds':>7}  {'interval':>16}  direction share"
+    )
     for r in result.sets:
-        print(f"{r['name']:<{width}}  {r['num_samples']:>7}  {r['gvendi']:>8.2f}  {interval(r, 'gvendi_ci'):>16}  "
-              f"{r['adds']:>+7.2f}  {interval(r, 'adds_ci'):>16}  {r['direction_share']:.0%}")
+        print(
+            f"{r['name']:<{width}}  {r['num_samples']:>7}  {r['gvendi']:>8.2f}  {interval(r, 'gvendi_ci'):>16}  "
+            f"{r['adds']:>+7.2f}  {interval(r, 'adds_ci'):>16}  {r['direction_share']:.0%}"
+        )
     u = result.union
     print(f"{'union':<{width}}  {u['num_samples']:>7}  {u['gvendi']:>8.2f}  {interval(u, 'gvendi_ci'):>16}")
     return 0
@@ -194,10 +221,17 @@ def _run_report(args: argparse.Namespace) -> int:
             embeddings = embedding_features(featurizer, table)
     else:
         features, provenance = features_for(args, table, features=args.features)
-    report = build_report(features, _texts_of(table, args), embeddings=embeddings, ci=args.ci, n_boot=args.n_boot,
-                          n_clusters=args.n_clusters, seed=args.selection_seed,
-                          title=args.title or f"Diversity report: {Path(args.data).name}",
-                          provenance={"data": args.data, **provenance})
+    report = build_report(
+        features,
+        _texts_of(table, args),
+        embeddings=embeddings,
+        ci=args.ci,
+        n_boot=args.n_boot,
+        n_clusters=args.n_clusters,
+        seed=args.selection_seed,
+        title=args.title or f"Diversity report: {Path(args.data).name}",
+        provenance={"data": args.data, **provenance},
+    )
     written = write_report(report, args.out)
     m = report.metrics
     line = f"G-Vendi {m['gvendi']:.2f} ({m['ci_level']:.0%} CI {m['gvendi_ci'][0]:.2f}–{m['gvendi_ci'][1]:.2f})"
@@ -213,12 +247,16 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="an HTML/Markdown diversity report with plots and examples.")
     parser.add_argument("data", help=".jsonl/.json/.parquet/.csv file, a saved dataset folder, or a Hub dataset id.")
     parser.add_argument("--out", required=True, help="report.html (self-contained) or report.md (PNGs beside it).")
-    parser.add_argument("--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder).")
+    parser.add_argument(
+        "--features", default=None, help="precomputed features (.npy, or a `gvendi featurize` folder)."
+    )
     parser.add_argument("--no-embedding", action="store_true", help="skip embedding Vendi (one forward pass per row).")
     parser.add_argument("--ci", type=float, default=0.95, help="bootstrap level of G-Vendi's interval.")
     parser.add_argument("--n-boot", type=int, default=100, help="bootstrap resamples (default 100).")
     parser.add_argument("--n-clusters", type=int, default=None, help="k-means K (default √N, 2–50).")
-    parser.add_argument("--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --projection-seed).")
+    parser.add_argument(
+        "--selection-seed", type=int, default=0, help="seeds k-means and the bootstrap (not --projection-seed)."
+    )
     parser.add_argument("--title", default=None, help="the report's title (default: the data's name).")
     add_data_arguments(parser)
     add_featurizer_arguments(parser)

@@ -16,8 +16,14 @@ from typing import Any
 
 from ..config import ConfigError, ConfigFieldError, GVendiConfig, check_keys, read_config_file
 
-__all__ = ["CONFIG_HELP", "add_config_arguments", "config_from_args", "flag_of", "parse_with_config_file",
-           "render_error"]
+__all__ = [
+    "CONFIG_HELP",
+    "add_config_arguments",
+    "config_from_args",
+    "flag_of",
+    "parse_with_config_file",
+    "render_error",
+]
 
 #: library argument → command-line flag, where the flag is not ``--`` + the name with dashes
 _FLAGS = {"config": "--data-config"}
@@ -30,6 +36,7 @@ def flag_of(name: str) -> str:
     if any(f.name == name for f in dataclasses.fields(GVendiConfig)):
         return GVendiConfig.flag(name)
     return "--" + name.replace("_", "-")
+
 
 CONFIG_HELP = (
     "a YAML or JSON file of this command's settings, keyed by option name with underscores (e.g. `dim: 256`, "
@@ -63,10 +70,17 @@ class _DeprecatedFlag(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
         self.new = new
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(f"{parser.prog}: note: {option_string} is deprecated and will be removed in gvendi 0.3; use {self.new}",
-              file=sys.stderr)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"{parser.prog}: note: {option_string} is deprecated and will be removed in gvendi 0.3; use {self.new}",
+            file=sys.stderr,
+        )
         setattr(namespace, self.dest, values)
 
 
@@ -78,13 +92,15 @@ def add_config_arguments(
     dest_prefix: str = "",
     suppress_defaults: bool = False,
     old_spellings: Iterable[str] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> None:
     """Add a flag for every :class:`GVendiConfig` field (or those in ``fields``), with the field's help and default.
 
+    ``defaults`` are this command's own defaults where they differ from the field's (shown in the help).
     ``old_spellings`` the command used before (``--seed`` for ``--projection-seed``) keep working with a deprecation
     note. ``dest_prefix`` namespaces the destinations; ``suppress_defaults`` leaves unset flags out of the namespace.
     """
-    old_spellings = set(old_spellings)
+    old_spellings, own = set(old_spellings), dict(defaults or {})
     group = parser.add_argument_group(title)
     chosen = set(fields) if fields is not None else None
     for field in dataclasses.fields(GVendiConfig):
@@ -96,8 +112,8 @@ def add_config_arguments(
         options: dict[str, Any] = {
             "dest": dest_prefix + field.name,
             "type": kind,
-            "default": argparse.SUPPRESS if suppress_defaults else field.default,
-            "help": meta["help"],
+            "default": argparse.SUPPRESS if suppress_defaults else own.get(field.name, field.default),
+            "help": meta["help"] if field.name not in own else f"{meta['summary']} Default here: {own[field.name]!r}.",
             "metavar": field.name.upper(),
         }
         if meta["choices"]:
@@ -110,8 +126,14 @@ def add_config_arguments(
         for old in meta["deprecated"]:
             if old in old_spellings and old not in parser._option_string_actions:
                 group.add_argument(
-                    old, action=_DeprecatedFlag, new=flag, dest=options["dest"], type=kind,
-                    default=argparse.SUPPRESS, help=f"deprecated spelling of {flag}.",
+                    old,
+                    action=_DeprecatedFlag,
+                    new=flag,
+                    dest=options["dest"],
+                    type=kind,
+                    default=argparse.SUPPRESS,
+                    help=f"deprecated spelling of {flag}.",
+                    metavar=options["metavar"],
                 )
 
 
@@ -176,7 +198,9 @@ def _convert_one(kind: Any, action: argparse.Action, where: str, value: Any) -> 
             try:
                 value = kind(value)
             except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
-                raise ConfigError(f"{where} must be {getattr(kind, '__name__', 'valid')} (got {value!r}: {err}).") from None
+                raise ConfigError(
+                    f"{where} must be {getattr(kind, '__name__', 'valid')} (got {value!r}: {err})."
+                ) from None
         elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{where} must be an integer (got {value!r}).")
         elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -22,8 +22,13 @@ from pathlib import Path
 
 from .options import add_config_arguments, config_from_args
 
-__all__ = ["add_data_arguments", "add_featurizer_arguments", "check_featurizer_args", "featurizer_from_args",
-           "register"]
+__all__ = [
+    "add_data_arguments",
+    "add_featurizer_arguments",
+    "check_featurizer_args",
+    "featurizer_from_args",
+    "register",
+]
 
 NETWORK_NOTE = (
     "The default proxy, Qwen/Qwen2.5-0.5B-Instruct, is downloaded from the Hugging Face Hub on first use (network "
@@ -39,7 +44,9 @@ def add_featurizer_arguments(parser: argparse.ArgumentParser) -> None:
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """``--split``, ``--data-config`` and ``--limit``: which rows of a data set to read."""
     parser.add_argument(
-        "--split", default=None, help="split of a Hub dataset or a DatasetDict folder (default 'train'); a file has none."
+        "--split",
+        default=None,
+        help="split of a Hub dataset or a DatasetDict folder (default 'train'); a file has none.",
     )
     parser.add_argument("--data-config", default=None, help="configuration (subset) of a Hub dataset.")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows.")
@@ -83,8 +90,9 @@ def _run_score(args: argparse.Namespace) -> int:
     featurizer = featurizer_from_args(args, show_progress=not _quiet(args))
     start = time.perf_counter()
     features = featurizer.featurize(table)
-    result = score(features, q=args.q, provenance={**featurizer.provenance, "data": args.data}, ci=args.ci,
-                   n_boot=args.n_boot)
+    result = score(
+        features, q=args.q, provenance={**featurizer.provenance, "data": args.data}, ci=args.ci, n_boot=args.n_boot
+    )
     seconds = time.perf_counter() - start
     if args.per_example:
         from ..io import write_table
@@ -98,14 +106,27 @@ def _run_score(args: argparse.Namespace) -> int:
     rate = featurizer.throughput
     if args.json:
         # strict JSON: a non-finite number (q=inf) is written as the string "inf", never as the bare Infinity
-        print(json.dumps(_finite({**result.to_dict(), "seconds": round(seconds, 3), "tokens": rate.tokens,
-                                  "examples_per_s": round(rate.examples_per_s, 3),
-                                  "tokens_per_s": round(rate.tokens_per_s, 1)}), allow_nan=False))
+        print(
+            json.dumps(
+                _finite(
+                    {
+                        **result.to_dict(),
+                        "seconds": round(seconds, 3),
+                        "tokens": rate.tokens,
+                        "examples_per_s": round(rate.examples_per_s, 3),
+                        "tokens_per_s": round(rate.tokens_per_s, 1),
+                    }
+                ),
+                allow_nan=False,
+            )
+        )
     else:
         print(f"featurized {rate.describe()}", file=sys.stderr)
         interval = f"  {result.ci_level:.0%} CI [{result.ci[0]:.4f}, {result.ci[1]:.4f}]" if result.ci else ""
-        print(f"G-Vendi: {result.value:.4f}{interval}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
-              f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)")
+        print(
+            f"G-Vendi: {result.value:.4f}{interval}  (N={result.num_samples}, dim={result.dim}, q={result.q}, "
+            f"proxy={featurizer.provenance['proxy']}, projection={featurizer.projection}, {seconds:.1f}s)"
+        )
     return 0
 
 
@@ -263,7 +284,9 @@ def _run_featurize(args: argparse.Namespace) -> int:
     def featurize(rows: range):
         from ..sharded import encode_rows
 
-        return featurizer.featurize_encoded(encode_rows(featurizer, table, rows), row_offset=rows[0] if len(rows) else 0)
+        return featurizer.featurize_encoded(
+            encode_rows(featurizer, table, rows), row_offset=rows[0] if len(rows) else 0
+        )
 
     featurizer.show_progress = False
     start = time.perf_counter()
@@ -335,7 +358,10 @@ def _register_featurize(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score in gvendi.json.")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line per process.")
     parser.add_argument(
-        "--quiet", "--no-progress", dest="quiet", action="store_true",
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
         help="no progress bars (gvendi's, transformers', datasets'); also GVENDI_DISABLE_PROGRESS_BAR=1.",
     )
     add_featurizer_arguments(parser)

@@ -18,6 +18,7 @@ import logging
 import os
 from typing import Any
 
+from ..synthesis.config import ProxyConfig
 from .options import add_config_arguments
 
 __all__ = ["build_parser", "main", "register"]
@@ -65,18 +66,26 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", default=S, metavar="RUN_DIR", help="the run folder to create or continue")
     run.add_argument("--resume", default=S, metavar="RUN_DIR", help="continue the run in RUN_DIR from its config")
     run.add_argument(
-        "--config", default=S, metavar="FILE",
+        "--config",
+        default=S,
+        metavar="FILE",
         help="a SynthesisConfig as YAML or JSON (a run folder's config.json works); options given here override it",
     )
     run.add_argument("--rounds", type=int, default=S, help="rounds (default: 1)")
     run.add_argument("--per-round", type=int, default=S, help="candidates asked for per round (default: 100)")
     run.add_argument(
-        "--seed", type=int, default=S,
+        "--seed",
+        type=int,
+        default=S,
         help="root seed of every random choice: few-shot draws, k-means, sampling (default: 0; the projection's is "
         "--projection-seed)",
     )
     run.add_argument(
-        "--no-progress", "--quiet", dest="no_progress", action="store_true", default=S,
+        "--no-progress",
+        "--quiet",
+        dest="no_progress",
+        action="store_true",
+        default=S,
         help="hide progress bars (gvendi's and the libraries'); also GVENDI_DISABLE_PROGRESS_BAR=1",
     )
     run.add_argument(
@@ -91,7 +100,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--backend", choices=["tgi", "openai", "local"], default=S, help="generator route")
     gen.add_argument("--model", default=S, help="model name for the openai route, or local model path")
     gen.add_argument("--solver", default=S, metavar="URL|local[:MODEL]", help="solver/judge (default: generator)")
-    gen.add_argument("--solver-backend", choices=["tgi", "openai", "local"], default=S, help="solver route (default: as --backend)")
+    gen.add_argument(
+        "--solver-backend", choices=["tgi", "openai", "local"], default=S, help="solver route (default: as --backend)"
+    )
     gen.add_argument("--solver-model", default=S, help="solver model name (openai route) or local path")
     gen.add_argument("--temperature", type=float, default=S, help="generator temperature (default: 1.0)")
     gen.add_argument("--top-p", type=float, default=S, help="generator top-p (default: 0.95)")
@@ -130,9 +141,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--paraphrase-check", action="store_true", default=S, help="also ask the generator")
 
     add_config_arguments(
-        parser, title="G-Vendi proxy (gvendi.config.GVendiConfig; a run defaults to --proxy tiny)",
-        fields=list(_PROXY_FIELDS), dest_prefix=_PREFIX, suppress_defaults=True,
+        parser,
+        title="G-Vendi proxy (gvendi.config.GVendiConfig)",
+        fields=list(_PROXY_FIELDS),
+        dest_prefix=_PREFIX,
+        suppress_defaults=True,
         old_spellings=("--proxy-seed", "--proxy-revision"),
+        defaults={"proxy": ProxyConfig.name},  # a run's default (SynthesisConfig.proxy): the bundled proxy
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "DATA_DIR",
+    "EVALUATE_MODULE_PATH",
     "MATH_SAMPLE_PATH",
     "NLI_LABELS",
     "NLI_SAMPLE_PATH",
@@ -28,6 +29,9 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent
 """The folder that holds the bundled files."""
+EVALUATE_MODULE_PATH = DATA_DIR / "evaluate" / "gvendi.py"
+"""The measurement as an evaluate module file, for evaluate's public local-path loading:
+``evaluate.load(str(EVALUATE_MODULE_PATH))`` (works with any evaluate release, online or offline)."""
 MATH_SAMPLE_PATH = DATA_DIR / "math_sample.jsonl"
 """Grade-school word problems; rows ``{"id", "template", "problem", "solution", "answer"}``."""
 NLI_SAMPLE_PATH = DATA_DIR / "nli_sample.jsonl"

@@ -648,11 +648,9 @@ class LocalBackend(Backend):
         return self.endpoint.model or "tiny"
 
     def _model_path(self) -> str:
-        if self.model_name == "tiny":
-            from gvendi.data import TINY_PROXY_PATH
+        from gvendi.proxy import resolve_proxy_path
 
-            return str(TINY_PROXY_PATH)
-        return self.model_name
+        return resolve_proxy_path(self.model_name)
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
