@@ -100,13 +100,15 @@ def build_set_family(
             templates = rng.sample(train_templates, len(counts))
             rows = [row for name, n in zip(templates, counts) for row in rng.sample(by_template[name], n)]
             kind = "uniform" if len(set(counts)) == 1 else "skewed"
-            family.append({
-                "name": f"{kind}-{len(counts)}x-{draw + 1}",
-                "kind": kind,
-                "templates": len(counts),
-                "mixture": dict(zip(templates, counts)),
-                "rows": rows,
-            })
+            family.append(
+                {
+                    "name": f"{kind}-{len(counts)}x-{draw + 1}",
+                    "kind": kind,
+                    "templates": len(counts),
+                    "mixture": dict(zip(templates, counts)),
+                    "rows": rows,
+                }
+            )
     return family
 
 
@@ -162,8 +164,9 @@ def boxed_accuracy(model, tokenizer, rows: list[dict], *, max_new_tokens: int, b
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         prompts = [
-            tokenizer.apply_chat_template([{"role": "user", "content": r["problem"]}], tokenize=False,
-                                          add_generation_prompt=True)
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": r["problem"]}], tokenize=False, add_generation_prompt=True
+            )
             for r in chunk
         ]
         encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -171,9 +174,15 @@ def boxed_accuracy(model, tokenizer, rows: list[dict], *, max_new_tokens: int, b
         ids = torch.zeros(len(chunk), longest, dtype=torch.long)
         mask = torch.zeros(len(chunk), longest, dtype=torch.long)
         for i, e in enumerate(encoded):  # left padding for generation
-            ids[i, longest - len(e):], mask[i, longest - len(e):] = torch.tensor(e), 1
-        generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                   eos_token_id=end, pad_token_id=tokenizer.pad_token_id)
+            ids[i, longest - len(e) :], mask[i, longest - len(e) :] = torch.tensor(e), 1
+        generated = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=end,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         for row, tokens in zip(chunk, generated[:, longest:]):
             found = boxed.findall(tokenizer.decode(tokens, skip_special_tokens=True))
             right += bool(found) and found[-1].strip() == row["answer"]
@@ -199,9 +208,20 @@ def fine_tune(start_state: dict, examples, *, steps: int, lr: float, seed: int, 
     model = fresh_model(seed)
     model.load_state_dict(start_state)
     args = TrainingArguments(
-        output_dir=workdir, max_steps=steps, per_device_train_batch_size=8, learning_rate=lr,
-        warmup_steps=max(1, steps // 10), lr_scheduler_type="cosine", weight_decay=0.0, seed=seed, data_seed=seed,
-        report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
+        output_dir=workdir,
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        learning_rate=lr,
+        warmup_steps=max(1, steps // 10),
+        lr_scheduler_type="cosine",
+        weight_decay=0.0,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
         dataloader_num_workers=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Rows(examples), data_collator=_pad)
@@ -219,7 +239,9 @@ def measure_set(featurizer, rows: list[dict]) -> dict[str, float]:
     pairs = [{"prompt": r["problem"], "completion": r["solution"]} for r in rows]
     texts = [r["problem"] + "\n" + r["solution"] for r in rows]
     embeddings = embedding_features(featurizer, pairs)
-    examples = featurizer.encode({"prompt": [p["prompt"] for p in pairs], "completion": [p["completion"] for p in pairs]})
+    examples = featurizer.encode(
+        {"prompt": [p["prompt"] for p in pairs], "completion": [p["completion"] for p in pairs]}
+    )
     return {
         "gvendi": gvendi.score(featurizer.featurize(pairs)).value,
         "embedding_vendi": gvendi.score(embeddings).value,
@@ -242,8 +264,9 @@ def correlations(family: list[dict], *, n_boot: int, seed: int) -> dict[str, dic
     out = {}
     for key in MEASURES | REFERENCES:
         result = bootstrap_spearman(values[key], outcome, n_boot=n_boot, seed=seed)
-        ahead = [abs(spearman(values["gvendi"][p], outcome[p])) > abs(spearman(values[key][p], outcome[p]))
-                 for p in picks]
+        ahead = [
+            abs(spearman(values["gvendi"][p], outcome[p])) > abs(spearman(values[key][p], outcome[p])) for p in picks
+        ]
         out[key] = {**result, "gvendi_ahead_share": float(np.mean(ahead)) if key != "gvendi" else None}
     return out
 
@@ -264,8 +287,18 @@ def plot(family: list[dict], table: dict[str, dict], path: Path) -> None:
         x = np.array([s["measures"][key] for s in family])
         for kind in marker:
             pick = np.array([s["kind"] == kind for s in family])
-            points = ax.scatter(x[pick], loss[pick], c=colour[pick], cmap="viridis", vmin=1, vmax=12,
-                                marker=marker[kind], label=kind, edgecolors="k", linewidths=0.3)
+            points = ax.scatter(
+                x[pick],
+                loss[pick],
+                c=colour[pick],
+                cmap="viridis",
+                vmin=1,
+                vmax=12,
+                marker=marker[kind],
+                label=kind,
+                edgecolors="k",
+                linewidths=0.3,
+            )
         r = table[key]
         ax.set_title(f"{labels[key]}\nρ = {r['rho']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]", fontsize=9)
         ax.set_xlabel(key, fontsize=8)
@@ -275,8 +308,11 @@ def plot(family: list[dict], table: dict[str, dict], path: Path) -> None:
     last = axes.flat[len(keys)]
     last.axis("off")
     fig.colorbar(points, ax=last, label="templates in the set", fraction=0.5)
-    fig.suptitle("Diversity of a 48-row training set vs the fine-tuned model's loss on 3 held-out templates "
-                 "(ρ against −loss, 95% bootstrap interval over sets)", fontsize=10)
+    fig.suptitle(
+        "Diversity of a 48-row training set vs the fine-tuned model's loss on 3 held-out templates "
+        "(ρ against −loss, 95% bootstrap interval over sets)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -294,36 +330,54 @@ def markdown(payload: dict) -> str:
     for s in payload["sets"]:
         by_count.setdefault(s["templates"], []).append(s)
     count_rows = [
-        [n, len(sets), f"{np.mean([s['heldout_loss'] for s in sets]):.4f}",
-         f"{np.mean([s['heldout_accuracy'] for s in sets]):.3f}", f"{np.mean([s['measures']['gvendi'] for s in sets]):.2f}",
-         f"{np.mean([s['measures']['embedding_vendi'] for s in sets]):.3f}",
-         f"{np.mean([s['measures']['distinct_2'] for s in sets]):.3f}"]
+        [
+            n,
+            len(sets),
+            f"{np.mean([s['heldout_loss'] for s in sets]):.4f}",
+            f"{np.mean([s['heldout_accuracy'] for s in sets]):.3f}",
+            f"{np.mean([s['measures']['gvendi'] for s in sets]):.2f}",
+            f"{np.mean([s['measures']['embedding_vendi'] for s in sets]):.3f}",
+            f"{np.mean([s['measures']['distinct_2'] for s in sets]):.3f}",
+        ]
         for n, sets in sorted(by_count.items())
     ]
     acc = [s["heldout_accuracy"] for s in payload["sets"]]
-    return "\n\n".join([
-        "# Diversity vs out-of-distribution loss",
-        f"{len(payload['sets'])} training sets of {cfg['size']} rows from {len(cfg['train_templates'])} templates of the "
-        f"bundled math sample; each trained from the same random start ({cfg['model']}) for {cfg['steps']} steps "
-        f"(batch 8, lr {cfg['lr']}) with `transformers.Trainer`; held-out templates "
-        f"{', '.join(f'`{t}`' for t in cfg['held_out_templates'])}. ρ is Spearman's against −held-out loss (higher "
-        f"ρ: the measure ranks the sets by how well they generalise); interval: 95% percentile bootstrap over the "
-        f"sets ({cfg['n_boot']} resamples); last column: share of those resamples in which G-Vendi's |ρ| is larger.",
-        _common.markdown_table(["measure", "expected sign", "Spearman ρ", "95% interval", "G-Vendi ahead"], rows),
-        _common.markdown_table(
-            ["templates", "sets", "mean held-out loss", "mean boxed accuracy", "mean G-Vendi", "mean embedding Vendi",
-             "mean distinct-2"],
-            count_rows,
-        ),
-        f"Boxed-answer accuracy on {cfg['accuracy_problems']} held-out problems: mean {np.mean(acc):.3f}, max "
-        f"{max(acc):.3f} (greedy, {cfg['max_new_tokens']} new tokens), too close to 0 to rank the sets; the held-out "
-        f"loss is the primary metric. Run time {payload['seconds_total'] / 60:.1f} min"
-        + (f" ({payload['cpu_seconds'] / 60:.1f} CPU-minutes)" if "cpu_seconds" in payload else "")
-        + f" on "
-        f"{payload['machine']['torch_threads']} threads ({payload['machine']['cpu']}, load "
-        f"{payload['machine']['load_average_1_5_15']} at the start); reproduce with "
-        f"`python benchmarks/bench_correlation.py`.",
-    ])
+    return "\n\n".join(
+        [
+            "# Diversity vs out-of-distribution loss",
+            f"{len(payload['sets'])} training sets of {cfg['size']} rows from {len(cfg['train_templates'])} templates "
+            "of the "
+            f"bundled math sample; each trained from the same random start ({cfg['model']}) for {cfg['steps']} steps "
+            f"(batch 8, lr {cfg['lr']}) with `transformers.Trainer`; held-out templates "
+            f"{', '.join(f'`{t}`' for t in cfg['held_out_templates'])}. ρ is Spearman's against −held-out loss "
+            "(higher "
+            f"ρ: the measure ranks the sets by how well they generalise); interval: 95% percentile bootstrap over the "
+            f"sets ({cfg['n_boot']} resamples); last column: share of those resamples in which G-Vendi's |ρ| is "
+            "larger.",
+            _common.markdown_table(["measure", "expected sign", "Spearman ρ", "95% interval", "G-Vendi ahead"], rows),
+            _common.markdown_table(
+                [
+                    "templates",
+                    "sets",
+                    "mean held-out loss",
+                    "mean boxed accuracy",
+                    "mean G-Vendi",
+                    "mean embedding Vendi",
+                    "mean distinct-2",
+                ],
+                count_rows,
+            ),
+            f"Boxed-answer accuracy on {cfg['accuracy_problems']} held-out problems: mean {np.mean(acc):.3f}, max "
+            f"{max(acc):.3f} (greedy, {cfg['max_new_tokens']} new tokens), too close to 0 to rank the sets; the "
+            "held-out "
+            f"loss is the primary metric. Run time {payload['seconds_total'] / 60:.1f} min"
+            + (f" ({payload['cpu_seconds'] / 60:.1f} CPU-minutes)" if "cpu_seconds" in payload else "")
+            + f" on "
+            f"{payload['machine']['torch_threads']} threads ({payload['machine']['cpu']}, load "
+            f"{payload['machine']['load_average_1_5_15']} at the start); reproduce with "
+            f"`python benchmarks/bench_correlation.py`.",
+        ]
+    )
 
 
 def bundle(payload: dict) -> dict:
@@ -339,8 +393,13 @@ def bundle(payload: dict) -> dict:
         "n_boot": cfg["n_boot"],
         "minutes": round(payload["seconds_total"] / 60, 1),
         "measures": [
-            {"key": key, "label": label, "expected_sign": sign,
-             **{k: round(v, 4) if isinstance(v, float) else v for k, v in payload["correlation"][key].items()}}
+            {
+                "key": key,
+                "label": label,
+                "expected_sign": sign,
+                "reference": key in REFERENCES,
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in payload["correlation"][key].items()},
+            }
             for key, (label, sign) in (MEASURES | REFERENCES).items()
         ],
     }
@@ -357,8 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="correlation", help="results file stem under benchmarks/results/.")
-    parser.add_argument("--followup", action="store_true",
-                        help="instead of a run: post-hoc checks on results/<out>.json's sets (no retraining).")
+    parser.add_argument(
+        "--followup",
+        action="store_true",
+        help="instead of a run: post-hoc checks on results/<out>.json's sets (no retraining).",
+    )
     args = parser.parse_args(argv)
     if args.followup:
         return followup(args.out, seed=args.seed, n_boot=args.n_boot, threads=args.threads)
@@ -388,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         for i, entry in enumerate(family):
             t0 = time.perf_counter()
             shares = np.array(list(entry["mixture"].values())) / SIZE
-            entry["measures"] = {**measure_set(featurizer, entry["rows"]), "templates": entry["templates"],
-                                 "effective_templates": float(np.exp(-(shares * np.log(shares)).sum()))}
+            entry["measures"] = {
+                **measure_set(featurizer, entry["rows"]),
+                "templates": entry["templates"],
+                "effective_templates": float(np.exp(-(shares * np.log(shares)).sum())),
+            }
             t1 = time.perf_counter()
             examples = featurizer.encode(
                 {"prompt": [r["problem"] for r in entry["rows"]], "completion": [r["solution"] for r in entry["rows"]]}
@@ -398,24 +463,44 @@ def main(argv: list[str] | None = None) -> int:
             t2 = time.perf_counter()
             entry["train_loss"] = float(completion_losses(model, examples).mean())
             entry["heldout_loss"] = float(completion_losses(model, heldout_examples).mean())
-            entry["heldout_accuracy"] = boxed_accuracy(model, featurizer.tokenizer, accuracy_rows,
-                                                       max_new_tokens=args.max_new_tokens) if args.accuracy_problems else 0.0
-            entry["seconds"] = {"measures": round(t1 - t0, 2), "train": round(t2 - t1, 2),
-                                "eval": round(time.perf_counter() - t2, 2)}
+            entry["heldout_accuracy"] = (
+                boxed_accuracy(model, featurizer.tokenizer, accuracy_rows, max_new_tokens=args.max_new_tokens)
+                if args.accuracy_problems
+                else 0.0
+            )
+            entry["seconds"] = {
+                "measures": round(t1 - t0, 2),
+                "train": round(t2 - t1, 2),
+                "eval": round(time.perf_counter() - t2, 2),
+            }
             entry["row_ids"] = [r["id"] for r in entry.pop("rows")]
-            print(f"[{i + 1}/{len(family)}] {entry['name']:<22} G-Vendi {entry['measures']['gvendi']:6.2f}  "
-                  f"held-out loss {entry['heldout_loss']:.4f}  acc {entry['heldout_accuracy']:.3f}  "
-                  f"{entry['seconds']}", flush=True)
+            print(
+                f"[{i + 1}/{len(family)}] {entry['name']:<22} G-Vendi {entry['measures']['gvendi']:6.2f}  "
+                f"held-out loss {entry['heldout_loss']:.4f}  acc {entry['heldout_accuracy']:.3f}  "
+                f"{entry['seconds']}",
+                flush=True,
+            )
 
     table = correlations(family, n_boot=args.n_boot, seed=args.seed)
     payload = {
         "benchmark": "correlation",
         "config": {
-            "size": SIZE, "steps": args.steps, "lr": args.lr, "batch_size": 8, "seed": args.seed,
-            "n_boot": args.n_boot, "accuracy_problems": args.accuracy_problems, "max_new_tokens": args.max_new_tokens,
-            "model": "Qwen2 with the tiny proxy's config, random weights (seed 0)", "proxy": "tiny", "dim": 1024,
-            "projection": featurizer.projection, "train_templates": train_templates, "held_out_templates": held_out,
-            "mixtures": [[list(c), d] for c, d in MIXTURES], "draws_cap": args.draws,
+            "size": SIZE,
+            "steps": args.steps,
+            "lr": args.lr,
+            "batch_size": 8,
+            "seed": args.seed,
+            "n_boot": args.n_boot,
+            "accuracy_problems": args.accuracy_problems,
+            "max_new_tokens": args.max_new_tokens,
+            "model": "Qwen2 with the tiny proxy's config, random weights (seed 0)",
+            "proxy": "tiny",
+            "dim": 1024,
+            "projection": featurizer.projection,
+            "train_templates": train_templates,
+            "held_out_templates": held_out,
+            "mixtures": [[list(c), d] for c, d in MIXTURES],
+            "draws_cap": args.draws,
         },
         "start_heldout_loss": start_loss,
         "correlation": table,
@@ -454,9 +539,19 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
     family = run["sets"]
     outcome = np.array([-s["heldout_loss"] for s in family])
     tiny = gvendi.GradientFeaturizer("tiny", dim=1024, seed=seed, show_progress=False)
-    untrained = gvendi.GradientFeaturizer(_loaded(fresh_model(seed).state_dict(), seed), tokenizer=tiny.tokenizer,
-                                          dim=1024, seed=seed, show_progress=False)
-    variants: dict[str, list[float]] = {"gvendi_q0.5": [], "gvendi_q1": [], "gvendi_q2": [], "gvendi_untrained_proxy": []}
+    untrained = gvendi.GradientFeaturizer(
+        _loaded(fresh_model(seed).state_dict(), seed),
+        tokenizer=tiny.tokenizer,
+        dim=1024,
+        seed=seed,
+        show_progress=False,
+    )
+    variants: dict[str, list[float]] = {
+        "gvendi_q0.5": [],
+        "gvendi_q1": [],
+        "gvendi_q2": [],
+        "gvendi_untrained_proxy": [],
+    }
     for entry in family:
         pairs = [{"prompt": by_id[i]["problem"], "completion": by_id[i]["solution"]} for i in entry["row_ids"]]
         features = tiny.featurize(pairs)
@@ -466,8 +561,9 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
     rows = {key: bootstrap_spearman(values, outcome, n_boot=n_boot, seed=seed) for key, values in variants.items()}
     uniform = np.array([s["kind"] == "uniform" for s in family])
     subgroup = {
-        key: bootstrap_spearman(np.array([s["measures"][key] for s in family])[uniform], outcome[uniform],
-                                n_boot=n_boot, seed=seed)
+        key: bootstrap_spearman(
+            np.array([s["measures"][key] for s in family])[uniform], outcome[uniform], n_boot=n_boot, seed=seed
+        )
         for key in MEASURES | REFERENCES
     }
     accuracy = np.array([s["heldout_accuracy"] for s in family])
@@ -475,10 +571,16 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
         key: bootstrap_spearman(np.array([s["measures"][key] for s in family]), accuracy, n_boot=n_boot, seed=seed)
         for key in MEASURES | REFERENCES
     }
-    payload = {"run": name, "variants": rows, "variant_values": variants, "uniform_only": subgroup,
-               "against_accuracy": against_accuracy,
-               "uniform_sets": int(uniform.sum()), "machine": _common.machine_info(threads),
-               "seconds_total": time.perf_counter() - began}
+    payload = {
+        "run": name,
+        "variants": rows,
+        "variant_values": variants,
+        "uniform_only": subgroup,
+        "against_accuracy": against_accuracy,
+        "uniform_sets": int(uniform.sum()),
+        "machine": _common.machine_info(threads),
+        "seconds_total": time.perf_counter() - began,
+    }
     labels = {
         "gvendi_q0.5": "G-Vendi, order q = 0.5 (weights rare directions up)",
         "gvendi_q1": "G-Vendi, order q = 1 (the paper's; the main table)",
@@ -486,22 +588,30 @@ def followup(name: str, *, seed: int, n_boot: int, threads: int) -> int:
         "gvendi_untrained_proxy": "G-Vendi with an untrained proxy (the fine-tuning start)",
     }
     fmt = lambda r: [f"{r['rho']:+.3f}", f"[{r['low']:+.3f}, {r['high']:+.3f}]"]  # noqa: E731
-    text = "\n\n".join([
-        "# Diversity vs out-of-distribution loss: follow-up checks",
-        f"Post hoc, on the {len(family)} sets and fine-tuning outcomes of `results/{name}.json` (no retraining); "
-        f"written by `python benchmarks/bench_correlation.py --followup`. Spearman ρ against −held-out loss, 95% "
-        f"bootstrap interval over the sets.",
-        _common.markdown_table(["G-Vendi variant", "Spearman ρ", "95% interval"],
-                               [[labels[k], *fmt(r)] for k, r in rows.items()]),
-        f"The uniform mixtures only ({int(uniform.sum())} sets; the skewed ones left out):",
-        _common.markdown_table(["measure", "Spearman ρ", "95% interval"],
-                               [[label, *fmt(subgroup[k])] for k, (label, _) in (MEASURES | REFERENCES).items()]),
-        f"Against boxed-answer accuracy instead of loss (accuracy on {run['config']['accuracy_problems']} held-out "
-        f"problems; {int((accuracy > 0).sum())} of {len(family)} sets get any right, so most values tie at 0 and "
-        f"these ρ are noisy):",
-        _common.markdown_table(["measure", "Spearman ρ", "95% interval"],
-                               [[label, *fmt(against_accuracy[k])] for k, (label, _) in (MEASURES | REFERENCES).items()]),
-    ])
+    text = "\n\n".join(
+        [
+            "# Diversity vs out-of-distribution loss: follow-up checks",
+            f"Post hoc, on the {len(family)} sets and fine-tuning outcomes of `results/{name}.json` (no retraining); "
+            f"written by `python benchmarks/bench_correlation.py --followup`. Spearman ρ against −held-out loss, 95% "
+            f"bootstrap interval over the sets.",
+            _common.markdown_table(
+                ["G-Vendi variant", "Spearman ρ", "95% interval"], [[labels[k], *fmt(r)] for k, r in rows.items()]
+            ),
+            f"The uniform mixtures only ({int(uniform.sum())} sets; the skewed ones left out):",
+            _common.markdown_table(
+                ["measure", "Spearman ρ", "95% interval"],
+                [[label, *fmt(subgroup[k])] for k, (label, _) in (MEASURES | REFERENCES).items()],
+            ),
+            f"Against boxed-answer accuracy instead of loss (accuracy on {run['config']['accuracy_problems']} "
+            "held-out "
+            f"problems; {int((accuracy > 0).sum())} of {len(family)} sets get any right, so most values tie at 0 and "
+            f"these ρ are noisy):",
+            _common.markdown_table(
+                ["measure", "Spearman ρ", "95% interval"],
+                [[label, *fmt(against_accuracy[k])] for k, (label, _) in (MEASURES | REFERENCES).items()],
+            ),
+        ]
+    )
     _common.write_results(f"{name}_followup", payload, text)
     print(text)
     return 0

@@ -259,8 +259,11 @@ def evidence_claim() -> str:
     g = table["gvendi"]
     best = max((k for k in measures if k != "gvendi"), key=lambda k: abs(table[k]["rho"]))
     b = table[best]
-    lead = "leads every baseline" if all(abs(g["rho"]) > abs(table[k]["rho"]) for k in measures if k != "gvendi") \
+    lead = (
+        "leads every baseline"
+        if all(abs(g["rho"]) > abs(table[k]["rho"]) for k in measures if k != "gvendi")
         else "does not lead every baseline"
+    )
     return (
         f"Over {len(data['sets'])} fine-tuning runs, G-Vendi's Spearman ρ with −held-out loss is {g['rho']:+.2f} "
         f"(95% bootstrap interval {g['low']:+.2f} to {g['high']:+.2f}); it {lead}: the strongest baseline, "

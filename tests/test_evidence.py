@@ -135,15 +135,17 @@ def test_bundled_evidence_is_the_committed_benchmark_result():
 
 
 def test_demo_evidence_prints_every_measure_with_its_interval():
-    run = subprocess.run([sys.executable, "-m", "gvendi", "demo", "--evidence"], capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "gvendi", "demo", "--evidence"], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == evidence_table()
     for m in load_evidence()["measures"]:
         line = next(line for line in run.stdout.splitlines() if line.startswith(m["label"] + " "))
         assert f"{m['rho']:+.2f}" in line and f"[{m['low']:+.2f}, {m['high']:+.2f}]" in line
-    as_json = subprocess.run([sys.executable, "-m", "gvendi", "demo", "--evidence", "--json"], capture_output=True,
-                             text=True, timeout=120)
+    as_json = subprocess.run(
+        [sys.executable, "-m", "gvendi", "demo", "--evidence", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert json.loads(as_json.stdout) == json.loads(EVIDENCE_PATH.read_text())
 
 

@@ -103,7 +103,8 @@ def test_uncached_hub_proxy_offline_names_the_ways_out():
         GradientFeaturizer("nobody/not-a-cached-model")
     message = str(info.value)  # phrased for Python (the CLI names the same ways out as --proxy tiny, see test_cli)
     assert "nobody/not-a-cached-model" in message and "proxy='tiny'" in message and "proxy='/path/to/model'" in message
-    assert "`hf download nobody/not-a-cached-model`" in message and "huggingface-cli" not in message and "--" not in message
+    assert "`hf download nobody/not-a-cached-model`" in message and "huggingface-cli" not in message
+    assert "--" not in message
 
 
 def test_hub_proxy_without_network_fails_at_once(monkeypatch):
@@ -137,7 +138,8 @@ def test_the_model_loads_on_first_use_and_the_fingerprint_does_not_change(word_p
     assert featurizer._loaded is None
     before = featurizer.fingerprint
     loaded = load_proxy(word_proxy_dir)
-    assert featurizer.provenance["proxy_digest"] == loaded.digest and featurizer.provenance["proxy_revision"] == loaded.revision
+    assert featurizer.provenance["proxy_digest"] == loaded.digest
+    assert featurizer.provenance["proxy_revision"] == loaded.revision
     featurizer.featurize(RECORDS)
     assert featurizer._loaded is not None and featurizer.fingerprint == before
 

@@ -166,7 +166,7 @@ def test_readme_from_set_up_to_every_snippet(tmp_path):
                     env=_env(tmp_path, venv_bin, offline=not line.startswith("gvendi synthesize")),
                 )
                 if hub_dataset:  # offline: one clear line, no traceback
-                    assert run.returncode == 1 and "could not load the Hub dataset 'org/dataset'" in run.stderr
+                    assert run.returncode == 2 and "could not load the Hub dataset 'org/dataset'" in run.stderr
                     assert "Traceback" not in run.stderr
                     continue
                 assert run.returncode == 0, f"{line}\n{run.stdout[-1500:]}\n{run.stderr[-3000:]}"

@@ -99,7 +99,8 @@ SOLUTION_STYLES = [
     "\\boxed{{{v}}}",
     "We start from {first} and apply each change in turn.\nAfter the last change we have {v}.\n\\boxed{{{v}}}",
     "Write an equation with the given values ({nums}).\nIt simplifies to {v}.\n\\boxed{{{v}}}",
-    "Think of it as a table of values: {nums}.\nReading off the answer gives {v}.\nSo the answer is {v}.\n\\boxed{{{v}}}",
+    "Think of it as a table of values: {nums}.\nReading off the answer gives {v}.\nSo the answer is {v}.\n"
+    "\\boxed{{{v}}}",
     "{first} is the starting amount.\nThe remaining numbers are {nums}.\nPutting them together, {v}.\n\\boxed{{{v}}}",
 ]
 

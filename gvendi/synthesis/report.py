@@ -64,7 +64,8 @@ def render_markdown(report: dict[str, Any], config: dict[str, Any]) -> str:
         lines.append(
             f"| {r['round']} | "
             + " | ".join(cells)
-            + f" | {_fmt(r['gvendi_before'])} → {_fmt(r['gvendi_after'])} | {r['n_clusters']} ({len(r['sparse_clusters'])}) |"
+            + f" | {_fmt(r['gvendi_before'])} → {_fmt(r['gvendi_after'])}"
+            + f" | {r['n_clusters']} ({len(r['sparse_clusters'])}) |"
         )
     lines += ["", "Rates are fractions of the candidates asked for (`generated`).", "", "## Drops by reason", ""]
     for r in report["rounds"]:

@@ -10,9 +10,9 @@ RUN_DIR/
   dataset.jsonl, report.json, report.md, plots/*.png
 ```
 
-Every record is written with ``flush`` + ``fsync`` (by a writer thread); a torn last line (a crash mid-write) is cut off when the
-folder is reopened. Whole files (pools, stats, report, dataset) are written to a temporary file and moved into
-place with ``os.replace``, so a reader never sees half a file.
+Every record is written with ``flush`` + ``fsync`` (by a writer thread); a torn last line (a crash mid-write) is cut
+off when the folder is reopened. Whole files (pools, stats, report, dataset) are written atomically
+(:func:`gvendi.utils.atomic_write`: a temporary file, ``fsync``, ``os.replace``), so a reader never sees half a file.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_both_routes_answer(online_hub, loopback_server, backend):
 
 @pytest.mark.parametrize("backend", ["tgi", "openai"])
 def test_faults_end_as_succeeded_or_recorded_failed(online_hub, loopback_server, backend):
-    """20% 429/503 and 5% timeouts (plus malformed bodies and resets): every request ends ok or failed with a reason."""
+    """20% 429/503 and 5% timeouts (plus malformed bodies and resets): each request ends ok or failed with a reason."""
     server = loopback_server(
         mode="scripted",
         seed=3,

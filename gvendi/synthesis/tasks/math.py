@@ -20,7 +20,9 @@ _HEADER = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # "1. …", "2) …", "**1.** …", "## 1. …", "1: …"
-_NUMBERED = re.compile(rf"^[ \t]*(?:#{{1,6}}[ \t]*)?{_BOLD}[ \t]*(\d+)[ \t]*[.):][ \t]*{_BOLD}(?:[ \t]+|[ \t]*$)", re.MULTILINE)
+_NUMBERED = re.compile(
+    rf"^[ \t]*(?:#{{1,6}}[ \t]*)?{_BOLD}[ \t]*(\d+)[ \t]*[.):][ \t]*{_BOLD}(?:[ \t]+|[ \t]*$)", re.MULTILINE
+)
 _JSON_KEYS = ("problem", "question", "statement", "text", "content")
 _TAIL = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:solution|answer|final answer)\b", re.IGNORECASE | re.MULTILINE
@@ -28,7 +30,7 @@ _TAIL = re.compile(
 
 
 def extract_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces matched; ``None`` if absent."""
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces matched; else ``None``."""
     last = None
     for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
         depth, start = 1, match.end()
@@ -71,7 +73,8 @@ def _json_problems(text: str) -> list[str] | None:
         except json.JSONDecodeError:
             return None
     if isinstance(data, dict):
-        listed = next((data[key] for key in ("problems", "questions", "items") if isinstance(data.get(key), list)), None)
+        lists = (data[key] for key in ("problems", "questions", "items") if isinstance(data.get(key), list))
+        listed = next(lists, None)
         data = listed if listed is not None else [data]
     if not isinstance(data, list):
         return None
@@ -92,7 +95,8 @@ class _Equivalence:
             import math_verify
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise ImportError(
-                "the math task needs `math-verify` to compare answers: pip install math-verify (or, in a clone of gvendi, pip install -e '.[synthesis]')"
+                "the math task needs `math-verify` to compare answers: pip install math-verify (or, in a clone of "
+                "gvendi, pip install -e '.[synthesis]')"
             ) from exc
         self._mv = math_verify
 
