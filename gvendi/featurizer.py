@@ -197,8 +197,6 @@ class GradientFeaturizer:
         )
         self._proxy_object = model is not None
         self._proxy_name = name if model is not None else config.proxy
-        self._digest = digest
-        self._resolved_revision = resolved_revision
         self._instance = instance is not None
         self._rank_device: torch.device | None = None
         self._collector: GradientCollector | None = None  # built on the first batch, its hooks entered per batch

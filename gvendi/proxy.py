@@ -448,15 +448,6 @@ def truncate(example: EncodedExample, max_length: int | None, *, row: int) -> En
     return example
 
 
-def describe(loaded: LoadedProxy) -> dict[str, Any]:
-    """Provenance fields of a loaded proxy."""
-    return {"proxy": loaded.name, "proxy_revision": loaded.revision, "proxy_digest": loaded.digest}
-
-
-def dumps_config(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True, default=str)
-
-
 def random_proxy_like_default(*, seed: int = 0, dtype: torch.dtype | None = None, **overrides: Any) -> torch.nn.Module:
     """A randomly initialised Qwen2 with :data:`DEFAULT_PROXY_CONFIG`'s shape, in eval mode; nothing is downloaded.
 
