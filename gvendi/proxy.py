@@ -9,7 +9,6 @@ without a chat template sees ``prompt + completion + eos`` with the prompt maske
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
