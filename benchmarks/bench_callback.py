@@ -12,9 +12,9 @@ once, in an order rotated from repeat to repeat, so a shared machine's load drif
 always follows the baseline. The overhead is the median over repeats of the variant's wall time of
 ``trainer.train()`` divided by the same repeat's baseline, minus one (a paired ratio: a slow minute slows both). The
 median per-step time (a training step, hooks included; logging steps too) is reported beside it as a steady-state
-check that single slow steps do not move. Variants: the callback's default projection for ``source="model"`` (``"factored"``)
-and ``"sketch"``, every step and every 4th. The target is ≤ 15% extra wall time (≤ 5% at the real widths, ``--model real``). Results go to
-benchmarks/results/callback_overhead.{json,md}.
+check that single slow steps do not move. Variants: the callback's default projection for ``source="model"``
+(``"factored"``) and ``"sketch"``, every step and every 4th. The target is ≤ 15% extra wall time (≤ 5% at the real
+widths, ``--model real``). Results go to benchmarks/results/callback_overhead.{json,md}.
 """
 
 from __future__ import annotations
@@ -72,7 +72,12 @@ def _model(kind: str, layers: int = 1):
     if kind == "tiny":
         return AutoModelForCausalLM.from_pretrained(TINY_PROXY_PATH).train()
     config = AutoConfig.from_pretrained(TINY_PROXY_PATH)
-    config.hidden_size, config.intermediate_size, config.num_attention_heads, config.num_key_value_heads = 512, 1536, 8, 4
+    config.hidden_size, config.intermediate_size, config.num_attention_heads, config.num_key_value_heads = (
+        512,
+        1536,
+        8,
+        4,
+    )
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config).train()
 
@@ -117,7 +122,9 @@ def _projection(spec: str, dim: int):
     return FactoredSketchProjector(dim, fold=int(fold))
 
 
-def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | None = None) -> tuple[tuple[float, float], dict]:
+def run_once(
+    args, data, variant: tuple[str, int] | None, steps: list[float] | None = None
+) -> tuple[tuple[float, float], dict]:
     """One training run; ``variant`` is ``(projection, every_n_steps)``, or None for the baseline. Step times are
     appended to ``steps`` when given (the timer runs last, after the callback's own step-end work)."""
     from transformers import Trainer, TrainingArguments
@@ -126,7 +133,11 @@ def run_once(args, data, variant: tuple[str, int] | None, steps: list[float] | N
     callbacks = (
         []
         if variant is None
-        else [_callback_class()(dim=args.dim, projection=_projection(variant[0], args.dim), every_n_steps=variant[1], save_plot=False)]
+        else [
+            _callback_class()(
+                dim=args.dim, projection=_projection(variant[0], args.dim), every_n_steps=variant[1], save_plot=False
+            )
+        ]
     )
     timers = [] if steps is None else [_step_timer(steps)]
     with tempfile.TemporaryDirectory() as output_dir:
@@ -181,15 +192,21 @@ def _label(variant: tuple[str, int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["tiny", "small", "real"], default="tiny",
-                        help="the bundled proxy, a 4× wider one, or the paper's proxy widths (--layers of 24)")
+    parser.add_argument(
+        "--model",
+        choices=["tiny", "small", "real"],
+        default="tiny",
+        help="the bundled proxy, a 4× wider one, or the paper's proxy widths (--layers of 24)",
+    )
     parser.add_argument("--layers", type=int, default=1, help="--model real: layers")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--logging-steps", type=int, default=20)
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument(
-        "--projections", nargs="+", default=["factored", "sketch"],
+        "--projections",
+        nargs="+",
+        default=["factored", "sketch"],
         help="callback projections; factored:FOLD for another fold (e.g. factored:64)",
     )
     parser.add_argument("--every-n-steps", type=int, nargs="+", default=[1, 4], help="callback sampling rates")
@@ -325,12 +342,14 @@ def main(argv: list[str] | None = None) -> int:
             "CPU-time overhead (process time, all threads) is less sensitive to other jobs on a shared machine. "
             '"scoring s" is the time in the eigendecompositions at logging steps, epoch end and train end (a fixed '
             "cost per log; windows under `dim` examples are scored from their small Gram matrix). The rest is the "
-            "per-step cost of the hooks: with 'factored', folding each layer's output gradient and input to at most 128 "
+            "per-step cost of the hooks: with 'factored', folding each layer's output gradient and input to at most "
+            "128 "
             "buckets a side, one small bfloat16 product of the folds per layer (float32 where the CPU has no native "
             "bfloat16) and one scatter of all cells per step; with 'sketch', a float32 per-example gradient product "
             "per layer (as many FLOPs as the weight-gradient GEMM) and a CountSketch scatter of every parameter. "
             "'G-Vendi' is the final cumulative value (the two projections measure the same quantity).",
-            f"Machine: {info['cpu']}, {info['cpu_count']} cores, load average {info['load_average_1_5_15']} before and "
+            f"Machine: {info['cpu']}, {info['cpu_count']} cores, load average {info['load_average_1_5_15']} before "
+            "and "
             f"{load_after} after (a shared machine: other jobs ran alongside, so single runs are noisy), torch "
             f"{info['torch']}, {info['date_utc']} UTC.",
             "Re-run: `python benchmarks/bench_callback.py` (options: `--steps`, `--repeats`, `--projections`, "
@@ -339,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(markdown)
     if not args.no_write:
-        name = "callback_overhead" + ("" if args.model == "tiny" else f"_{args.model}") + (f"_{args.tag}" if args.tag else "")
+        name = (
+            "callback_overhead"
+            + ("" if args.model == "tiny" else f"_{args.model}")
+            + (f"_{args.tag}" if args.tag else "")
+        )
         write_results(name, payload, markdown)
     return 0
 

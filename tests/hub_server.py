@@ -636,7 +636,7 @@ class HubClient:
     def run(
         self, code: str, *args: str, env: dict[str, str | None] | None = None, timeout: float = 120
     ) -> ClientResult:
-        """Execute ``code`` as ``__main__`` with ``sys.argv[1:] == args``; ``env`` values of ``None`` unset a variable."""
+        """Execute ``code`` as ``__main__`` with ``sys.argv[1:] == args``; ``env`` values of ``None`` unset it."""
         return self._send({"op": "exec", "code": code, "argv": list(args), "env": env or {}}, timeout)
 
     def close(self) -> None:

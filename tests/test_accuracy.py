@@ -2,8 +2,9 @@
 
 On a tiny random Qwen2 (~87k parameters) exact per-example gradients fit in memory. For N = 256 examples, dim = 1024
 and 3 seeds, each gvendi projection's G-Vendi must lie within 3% (mean over seeds) of G-Vendi computed from the
-exact gradients times independently drawn dense Rademacher matrices (mean of 8 draws) — the paper's definition — on a low-diversity
-set (exact value ≈ 20) and a high-diversity set (exact value > N/2). The exact, unprojected value is reported too.
+exact gradients times independently drawn dense Rademacher matrices (mean of 8 draws) — the paper's definition — on a
+low-diversity set (exact value ≈ 20) and a high-diversity set (exact value > N/2). The exact, unprojected value is
+reported too.
 """
 
 import json
@@ -51,7 +52,13 @@ def test_projections_match_an_independent_dense_projection(model, diversity, tmp
     for seed in SEEDS:
         for projection in ("sketch", "dense", "factored"):
             featurizer = GradientFeaturizer(
-                model, tokenizer=TOKENIZER, dim=DIM, seed=seed, projection=projection, batch_size=64, show_progress=False
+                model,
+                tokenizer=TOKENIZER,
+                dim=DIM,
+                seed=seed,
+                projection=projection,
+                batch_size=64,
+                show_progress=False,
             )
             values[projection].append(score(featurizer.featurize(records)).value)
     reference = float(np.mean(values["independent_dense"]))

@@ -35,8 +35,9 @@ def test_default_projection_within_3_percent_of_dense_at_real_widths(model, dive
     dense = float(np.mean([score(dense_projection_from_gram(gram, DIM, seed=s)).value for s in range(DRAWS)]))
     values = [
         score(
-            GradientFeaturizer(model, tokenizer=TOKENIZER, dim=DIM, seed=seed, batch_size=32, show_progress=False)
-            .featurize(records)
+            GradientFeaturizer(
+                model, tokenizer=TOKENIZER, dim=DIM, seed=seed, batch_size=32, show_progress=False
+            ).featurize(records)
         ).value
         for seed in SEEDS
     ]

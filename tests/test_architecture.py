@@ -7,9 +7,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CORE = {
-    "utils", "vendi", "projection", "gradients", "cluster", "proxy", "exact", "io", "sharded", "data",
-    "bootstrap", "selection", "per_example", "comparison", "config", "errors", "accumulators", "distributed",
-    "measures", "testing",
+    "utils",
+    "vendi",
+    "projection",
+    "gradients",
+    "cluster",
+    "proxy",
+    "exact",
+    "io",
+    "sharded",
+    "data",
+    "bootstrap",
+    "selection",
+    "per_example",
+    "comparison",
+    "config",
+    "errors",
+    "accumulators",
+    "distributed",
+    "measures",
+    "testing",
 }
 LIBRARY = {"featurizer"}  # the one object every door featurizes through
 # door → the other doors it may import (everything may import the core, the library and the public `gvendi`)
@@ -28,7 +45,7 @@ SEAMS = {
 
 
 def _unit(module: str) -> str:
-    """``gvendi.synthesis.loop`` → ``synthesis``; ``callbacks.gvendi_callback`` → ``callbacks``; ``gvendi`` → ``""``."""
+    """``gvendi.synthesis.loop`` → ``synthesis``; ``callbacks.gvendi_callback`` → ``callbacks``; ``gvendi`` → ``""``"""
     parts = module.split(".")
     if parts[0] == "callbacks":
         return "callbacks"
@@ -78,7 +95,9 @@ def test_doors_meet_only_at_the_named_seams():
         unit = _unit(".".join(path.relative_to(ROOT).with_suffix("").parts))
         if unit in CORE | LIBRARY or unit == "":
             continue
-        assert unit in SEAMS, f"{path.relative_to(ROOT)}: a new unit {unit!r}; place it in docs/architecture.md and here"
+        assert unit in SEAMS, (
+            f"{path.relative_to(ROOT)}: a new unit {unit!r}; place it in docs/architecture.md and here"
+        )
         for target in _imports(path):
             target_unit = _unit(target)
             if target_unit in CORE | LIBRARY | {"", "__version__", unit} | SEAMS[unit]:

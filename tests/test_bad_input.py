@@ -35,7 +35,11 @@ TEXTS = {"proxy": "tiny", "dim": 16}
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(prompts=["a", "b", "c"], completions=["d"], **TEXTS), ValueError, "prompts has 3 items and completions 1"),
+        (
+            dict(prompts=["a", "b", "c"], completions=["d"], **TEXTS),
+            ValueError,
+            "prompts has 3 items and completions 1",
+        ),
         (dict(prompts=["a"], completions=["b"], seed=1.7, **TEXTS), TypeError, "seed must be an integer"),
         (dict(prompts=["a"], completions=["b"], seed="abc", **TEXTS), TypeError, "seed must be an integer"),
         (dict(prompts=["a"], completions=["b"], seed=None, **TEXTS), TypeError, "seed must be an integer"),
@@ -75,9 +79,10 @@ def test_integer_completions_are_refused_by_evaluate_and_the_cli_alike(module, t
     assert "must be a string" in capsys.readouterr().err
 
 
-# -- the featurizer and the proxy ---------------------------------------------------------------------------------------
+# -- the featurizer and the proxy -------------------------------------------------------------------------------------
 def test_unequal_columns_are_refused(tiny):
-    with pytest.raises(ValueError, match=r"columns have different lengths \('prompt': 3, 'completion': 1\)"):
+    message = r"columns have different lengths \('prompt': 3, 'completion': 1\)"
+    with pytest.raises(ValueError, match=message):
         tiny.featurize({"prompt": ["a", "b", "c"], "completion": ["d"]})
 
 
@@ -189,7 +194,7 @@ def test_dataset_map_errors_name_the_row(tiny):
     assert len(mapped["gvendi_grad"][0]) == 16
 
 
-# -- gvendi score -------------------------------------------------------------------------------------------------------
+# -- gvendi score -----------------------------------------------------------------------------------------------------
 @pytest.fixture
 def data_file(tmp_path):
     path = tmp_path / "data.jsonl"

@@ -61,7 +61,9 @@ def test_blocks_hold_the_whole_moment():
     assert default_blocks(1024) == 32 and default_blocks(8) == 200
 
 
-@pytest.mark.parametrize("kwargs, message", [({"ci": 1.5}, "confidence level in"), ({"ci": 0.9, "n_boot": 3}, "n_boot")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"ci": 1.5}, "confidence level in"), ({"ci": 0.9, "n_boot": 3}, "n_boot")]
+)
 def test_bad_interval_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gvendi.score(np.eye(3), **kwargs)

@@ -106,7 +106,9 @@ def test_no_command_prints_help(capsys):
     ],
 )
 @pytest.mark.parametrize("command", ["score", "featurize"])
-def test_every_flag_is_checked_before_anything_loads(command, args, message, data_files, monkeypatch, capsys, tmp_path):
+def test_every_flag_is_checked_before_anything_loads(
+    command, args, message, data_files, monkeypatch, capsys, tmp_path
+):
     """A bad flag is a usage error (exit 2) reported before the data or any model loads."""
     import gvendi.io
     import gvendi.proxy
@@ -187,7 +189,8 @@ def test_version_and_python_m_gvendi_without_torch():
     import subprocess
     import sys
 
-    code = "import sys, runpy; sys.argv = ['gvendi', '--version']\ntry:\n    runpy.run_module('gvendi', run_name='__main__')\n"
+    code = "import sys, runpy; sys.argv = ['gvendi', '--version']\n"
+    code += "try:\n    runpy.run_module('gvendi', run_name='__main__')\n"
     code += "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -201,7 +204,9 @@ def test_cli_prefers_passive_openmp_waiting():
     import subprocess
     import sys
 
-    code = "import os; os.environ.pop('OMP_WAIT_POLICY', None); import gvendi.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    code = (
+        "import os; os.environ.pop('OMP_WAIT_POLICY', None); import gvendi.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "PASSIVE", run.stderr
     import os

@@ -7,8 +7,10 @@ import pytest
 
 from gvendi.cli import main
 
-RECORDS = [{"prompt": f"w{i} w{i + 1}", "completion": f"w{i + 2} w{(3 * i) % 30}", "reward": 0.1 + (i % 5) / 5}
-           for i in range(24)]
+RECORDS = [
+    {"prompt": f"w{i} w{i + 1}", "completion": f"w{i + 2} w{(3 * i) % 30}", "reward": 0.1 + (i % 5) / 5}
+    for i in range(24)
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,10 @@ def test_select_writes_kept_rows_in_the_asked_format_and_a_summary(pool, suffix,
     from gvendi.io import load_table
 
     out = pool["folder"] / f"kept{suffix or '_folder'}"
-    code, stdout, err = _run(["select", str(pool["data"]), "--k", "8", "--out", str(out), "--features",
-                              str(pool["features"]), "--json"], capsys)
+    code, stdout, err = _run(
+        ["select", str(pool["data"]), "--k", "8", "--out", str(out), "--features", str(pool["features"]), "--json"],
+        capsys,
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     kept = load_table(str(out)) if suffix else datasets.load_from_disk(str(out))
@@ -54,9 +58,29 @@ def test_select_writes_kept_rows_in_the_asked_format_and_a_summary(pool, suffix,
 
 def test_select_quality_gate_and_featurizing_proxy(pool, word_proxy_dir, capsys):
     out = pool["folder"] / "gated.jsonl"
-    code, stdout, err = _run(["select", str(pool["data"]), "--k", "5", "--out", str(out), "--proxy", word_proxy_dir,
-                              "--dim", "16", "--quality-column", "reward", "--min-quality", "0.5",
-                              "--method", "cluster-balanced", "--n-clusters", "3"], capsys)
+    code, stdout, err = _run(
+        [
+            "select",
+            str(pool["data"]),
+            "--k",
+            "5",
+            "--out",
+            str(out),
+            "--proxy",
+            word_proxy_dir,
+            "--dim",
+            "16",
+            "--quality-column",
+            "reward",
+            "--min-quality",
+            "0.5",
+            "--method",
+            "cluster-balanced",
+            "--n-clusters",
+            "3",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "kept 5 of 24 rows (cluster-balanced)" in stdout
     rewards = [json.loads(line)["reward"] for line in out.read_text().splitlines()]
@@ -81,8 +105,10 @@ def test_select_errors_are_one_line(pool, extra, message, capsys):
 
 def test_score_per_example_writes_contribution_columns(pool, word_proxy_dir, capsys):
     out = pool["folder"] / "scored.jsonl"
-    code, stdout, err = _run(["score", str(pool["data"]), "--proxy", word_proxy_dir, "--dim", "16", "--json",
-                              "--per-example", str(out)], capsys)
+    code, stdout, err = _run(
+        ["score", str(pool["data"]), "--proxy", word_proxy_dir, "--dim", "16", "--json", "--per-example", str(out)],
+        capsys,
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 24 and {"prompt", "gvendi_contribution", "gvendi_rarity", "gvendi_cluster"} <= set(rows[0])
@@ -107,7 +133,8 @@ def test_compare_a_set_with_itself_and_with_data(pool, word_proxy_dir, capsys):
     record = json.loads(stdout)
     assert [round(s["adds"], 9) for s in record["sets"]] == [0.0, 0.0]
     assert abs(record["union"]["gvendi"] - record["sets"][0]["gvendi"]) < 1e-9
-    code, stdout, err = _run(["compare", str(pool["data"]), str(pool["data"]), "--proxy", word_proxy_dir,
-                              "--dim", "16", "--no-ci"], capsys)
+    code, stdout, err = _run(
+        ["compare", str(pool["data"]), str(pool["data"]), "--proxy", word_proxy_dir, "--dim", "16", "--no-ci"], capsys
+    )
     assert code == 0, err
     assert "union" in stdout and "+0.00" in stdout and "50%" in stdout

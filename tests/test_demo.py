@@ -25,9 +25,9 @@ def test_demo_rises_with_the_number_of_templates(capsys):
 
     for page in DEMO_PAGES:
         shown = code_blocks_of(marked_block(page.read_text(), "demo"))[0]
-        assert [line.rstrip() for line in shown.splitlines()] == [line.rstrip() for line in out.strip().splitlines()], (
-            f"{page.name}'s demo table drifted from `gvendi demo`: run python docs/assets/regenerate.py demo"
-        )
+        assert [line.rstrip() for line in shown.splitlines()] == [
+            line.rstrip() for line in out.strip().splitlines()
+        ], f"{page.name}'s demo table drifted from `gvendi demo`: run python docs/assets/regenerate.py demo"
 
 
 def test_readme_holds_setup_demo_and_the_ci_test_command():

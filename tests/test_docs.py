@@ -23,7 +23,7 @@ def test_hf_argument_lines_become_google_style_for_the_api_tables():
     doc = (
         "Args:\n"
         "    dim (`int`, *optional*, defaults to 1024): feature dimension.\n"
-        "    projection (`str`, *optional*, defaults to ``\"factored\"``): how to project,\n"
+        '    projection (`str`, *optional*, defaults to ``"factored"``): how to project,\n'
         "        continued.\n"
         "    sizes (`KMeansResult` or array of `int`): a result.\n"
         "    tokenizer: the tokenizer.\n"
@@ -56,14 +56,26 @@ def test_quickstart_synthesis_and_publishing_pages_show_pictures():
 def test_callback_example_prints_what_the_page_shows(tmp_path):
     """docs/assets/callback_example.py, run as the page says; its output is the page's block."""
     env = {**os.environ, "GVENDI_DISABLE_PROGRESS_BAR": "1", "TQDM_DISABLE": "1"}
-    run = subprocess.run([sys.executable, str(ROOT / "docs" / "assets" / "callback_example.py")], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "assets" / "callback_example.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     printed = [line.rstrip() for line in run.stdout.splitlines() if "G-Vendi" in line or line.startswith("  stage")]
-    page = code_blocks_of(marked_block((ROOT / "docs" / "callback.md").read_text(), "callback-example"))[0].splitlines()
+    page = code_blocks_of(marked_block((ROOT / "docs" / "callback.md").read_text(), "callback-example"))[
+        0
+    ].splitlines()
     # same lines, same numbers; the values may move in the last digit with the BLAS's summation order across runs
     number = re.compile(r"\d+\.\d+")
     assert [number.sub("#", line) for line in printed] == [number.sub("#", line) for line in page]
     for ran, shown in zip(printed, page):
         for a, b in zip(number.findall(ran), number.findall(shown)):
-            assert float(a) == pytest.approx(float(b), rel=5e-3), (ran, shown, "python docs/assets/regenerate.py callback")
+            assert float(a) == pytest.approx(float(b), rel=5e-3), (
+                ran,
+                shown,
+                "python docs/assets/regenerate.py callback",
+            )

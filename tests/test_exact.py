@@ -15,7 +15,9 @@ def _gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(TOKENIZER), n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    ).eval()
 
 
 def _examples(model, n_high=10, n_low=8):
@@ -61,9 +63,13 @@ def test_simulated_dense_projection_matches_projecting_the_gradients():
     gram = grads @ grads.T
     simulated = [score(dense_projection_from_gram(gram, 64, seed=s)).value for s in range(24)]
     generator = torch.Generator().manual_seed(1)
-    direct = [score(grads @ torch.randn(grads.shape[1], 64, generator=generator, dtype=torch.float64)).value
-              for _ in range(24)]
+    direct = [
+        score(grads @ torch.randn(grads.shape[1], 64, generator=generator, dtype=torch.float64)).value
+        for _ in range(24)
+    ]
     spread = np.std(direct) / np.sqrt(len(direct)) + np.std(simulated) / np.sqrt(len(simulated))
     assert abs(np.mean(simulated) - np.mean(direct)) < 4 * spread
-    np.testing.assert_array_equal(dense_projection_from_gram(gram, 64, seed=3), dense_projection_from_gram(gram, 64, seed=3))
+    np.testing.assert_array_equal(
+        dense_projection_from_gram(gram, 64, seed=3), dense_projection_from_gram(gram, 64, seed=3)
+    )
     assert dense_projection_from_gram(gram, 64).shape == (len(gram), 64)

@@ -54,7 +54,11 @@ def test_messages_column_scores_assistant_turns():
     example = featurizer.encode({"messages": [conversation]})[0]
     tokens = TOKENIZER.convert_ids_to_tokens(example.input_ids)
     assert [t for t, label in zip(tokens, example.labels) if label != IGNORE_INDEX] == [
-        "w2", "<|im_end|>", "w4", "w5", "<|im_end|>"
+        "w2",
+        "<|im_end|>",
+        "w4",
+        "w5",
+        "<|im_end|>",
     ]
     assert featurizer.featurize({"messages": [conversation]}).shape == (1, 32)
 
@@ -73,8 +77,18 @@ def test_unit_rows_and_provenance():
     [
         ([{"question": "w1", "completion": "w2"}], {}, ValueError, r"missing column\(s\) \['prompt'\]"),
         ([{"prompt": "w1", "completion": 7}], {}, TypeError, r"row 1: field 'completion' must be a string"),
-        ([{"prompt": "w1", "completion": "w2"}, {"prompt": "w1", "completion": "  "}], {}, ValueError, "row 2: field 'completion' is empty"),
-        ([{"prompt": "w1 w2 w3 w4 w5 w6", "completion": "w2"}], {"max_length": 6}, ValueError, "row 1: no completion token is left"),
+        (
+            [{"prompt": "w1", "completion": "w2"}, {"prompt": "w1", "completion": "  "}],
+            {},
+            ValueError,
+            "row 2: field 'completion' is empty",
+        ),
+        (
+            [{"prompt": "w1 w2 w3 w4 w5 w6", "completion": "w2"}],
+            {"max_length": 6},
+            ValueError,
+            "row 1: no completion token is left",
+        ),
         ([], {}, ValueError, "0 rows"),
     ],
 )
@@ -173,11 +187,16 @@ def test_dataset_map_adds_fixed_length_column_and_reuses_cache(word_proxy_dir, t
         "seed": GradientFeaturizer(word_proxy_dir, dim=16, seed=1, show_progress=False),
         "dim": GradientFeaturizer(word_proxy_dir, dim=17, show_progress=False),
         "projection": GradientFeaturizer(word_proxy_dir, dim=16, projection="dense", show_progress=False),
-        "proxy": GradientFeaturizer(tiny_qwen(len(TOKENIZER), seed=1), tokenizer=TOKENIZER, dim=16, show_progress=False),
+        "proxy": GradientFeaturizer(
+            tiny_qwen(len(TOKENIZER), seed=1), tokenizer=TOKENIZER, dim=16, show_progress=False
+        ),
     }
     for name, other in changed.items():
         assert other.fingerprint != featurizer.fingerprint, name
-    assert GradientFeaturizer(word_proxy_dir, dim=16, batch_size=2, show_progress=False).fingerprint == featurizer.fingerprint
+    assert (
+        GradientFeaturizer(word_proxy_dir, dim=16, batch_size=2, show_progress=False).fingerprint
+        == featurizer.fingerprint
+    )
 
 
 def test_dataset_map_cache_is_reused_in_a_new_process(word_proxy_dir, tmp_path):
@@ -203,7 +222,9 @@ def test_dataset_map_cache_is_reused_in_a_new_process(word_proxy_dir, tmp_path):
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
-    second = subprocess.run([sys.executable, "-c", script, "again"], capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(
+        [sys.executable, "-c", script, "again"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert first.stdout.strip().splitlines()[-1] == second.stdout.strip().splitlines()[-1]
 

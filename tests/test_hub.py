@@ -502,8 +502,16 @@ def test_push_dry_run_of_a_run_that_generated_nothing_warns(tmp_path, capsys):
 
     for name, accepted, warned in (("empty", (0, 0), True), ("full", (5, 3), False)):
         run_dir = make_run_folder(tmp_path / name, "math", accepted=accepted)
-        args = ["push", str(run_dir), "--repo-id", "my-org/PrismMath", "--license", "cc-by-4.0",
-                "--dry-run", str(tmp_path / name / "out")]
+        args = [
+            "push",
+            str(run_dir),
+            "--repo-id",
+            "my-org/PrismMath",
+            "--license",
+            "cc-by-4.0",
+            "--dry-run",
+            str(tmp_path / name / "out"),
+        ]
         assert main(args) == 0
         err = capsys.readouterr().err
         assert ("warning: the run generated nothing that was kept (0 generated rows)" in err) is warned, err

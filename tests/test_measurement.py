@@ -41,8 +41,14 @@ def test_load_in_fresh_process_through_the_pth_hook(tmp_path):
     (site_dir / "gvendi-evaluate.pth").write_text("import gvendi_evaluate_hook\n")
     shutil.copy(ROOT / "_evaluate_hook.py", site_dir / "gvendi_evaluate_hook.py")
     code = f"import site; site.addsitedir({str(site_dir)!r}); {LOAD_AND_COMPUTE}"
-    run = subprocess.run([sys.executable, "-c", code], env=_fresh_env(tmp_path), capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-4:] == ["False", "Gvendi", "2.0", "2"]  # gvendi was not imported before the load
 
@@ -53,8 +59,14 @@ def test_load_in_fresh_process_through_the_pth_hook(tmp_path):
 )
 def test_load_after_pip_install(tmp_path):
     """Whichever way this environment installed gvendi (wheel in CI, ``pip install -e`` from the README)."""
-    run = subprocess.run([sys.executable, "-c", LOAD_AND_COMPUTE], env=_fresh_env(tmp_path), capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_COMPUTE],
+        env=_fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-4:] == ["False", "Gvendi", "2.0", "2"]
     assert "Using the latest cached version" not in run.stderr  # answered directly, not through the cache fallback
@@ -71,13 +83,19 @@ def test_load_in_a_fresh_venv(tmp_path, editable):
     source = copy_of_the_source(tmp_path)
     python, new_site = venv_borrowing_these_packages(tmp_path)
     install = [*offline_pip(python), "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-    run = subprocess.run([*install, *(["-e"] if editable else []), str(source)], capture_output=True, text=True,
-                         timeout=600, cwd=tmp_path)
+    run = subprocess.run(
+        [*install, *(["-e"] if editable else []), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert (Path(new_site) / "gvendi-evaluate.pth").is_file()
     code = LOAD_AND_COMPUTE + "; import gvendi; print(gvendi.__file__)"
-    run = subprocess.run([str(python), "-c", code], env=_fresh_env(tmp_path), capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    run = subprocess.run(
+        [str(python), "-c", code], env=_fresh_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.split()
     assert lines[-5:-1] == ["False", "Gvendi", "2.0", "2"], run.stdout
@@ -88,8 +106,14 @@ def test_load_in_a_fresh_venv(tmp_path, editable):
 def test_load_after_import_gvendi(tmp_path):
     """Editable installs carry no .pth; importing gvendi first registers the module."""
     code = f"import gvendi; {LOAD_AND_COMPUTE}"
-    run = subprocess.run([sys.executable, "-c", code], env=_fresh_env(tmp_path), capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-4:] == ["True", "Gvendi", "2.0", "2"]
 
@@ -98,9 +122,15 @@ def test_compute_from_texts_and_features(word_proxy_dir):
     import evaluate
 
     module = evaluate.load("gvendi")
-    result = module.compute(prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=word_proxy_dir, dim=64)
+    result = module.compute(
+        prompts=["w1 w2", "w3", "w4 w5"], completions=["w6", "w7 w8", "w9"], proxy=word_proxy_dir, dim=64
+    )
     assert result["num_samples"] == 3 and 1.0 <= result["gvendi"] <= 3.0
-    assert result["dim"] == 64 and result["projection"] == gvendi.projection.DEFAULT_PROJECTION and "gvendi_version" in result
+    assert (
+        result["dim"] == 64
+        and result["projection"] == gvendi.projection.DEFAULT_PROJECTION
+        and "gvendi_version" in result
+    )
     rows = gvendi.GradientFeaturizer(word_proxy_dir, dim=64, show_progress=False).featurize(
         [{"prompt": p, "completion": c} for p, c in zip(["w1 w2", "w3", "w4 w5"], ["w6", "w7 w8", "w9"])]
     )
@@ -132,9 +162,18 @@ def test_module_docstring_examples_run():
 
 def test_card_follows_the_template_and_matches_the_docstring():
     card = measurement.MODULE_CARD
-    for section in ("Measurement Description", "How to Use", "Inputs", "Output Values", "Examples",
-                    "Limitations and Bias", "Citation"):
+    for section in (
+        "Measurement Description",
+        "How to Use",
+        "Inputs",
+        "Output Values",
+        "Examples",
+        "Limitations and Bias",
+        "Citation",
+    ):
         assert f"# {section}" in card or f"## {section}" in card or f"### {section}" in card, section
-    doc_lines = [line.strip() for line in measurement._KWARGS_DESCRIPTION.splitlines() if line.strip().startswith(">>>")]
+    doc_lines = [
+        line.strip() for line in measurement._KWARGS_DESCRIPTION.splitlines() if line.strip().startswith(">>>")
+    ]
     assert doc_lines and all(line in card for line in doc_lines), "card examples drifted from the docstring"
     assert card.count("```") % 2 == 0, "unclosed code fence"

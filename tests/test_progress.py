@@ -75,7 +75,9 @@ def test_kmeans_bar_ends_full_when_it_converges_early(bars_follow_the_environmen
 def test_sparse_clusters_takes_a_kmeans_result():
     from gvendi import KMeansResult, sparse_clusters
 
-    km = KMeansResult(centroids=np.eye(3, dtype=np.float32), labels=np.array([0, 0, 0, 1, 2]), sizes=np.array([3, 1, 1]))
+    km = KMeansResult(
+        centroids=np.eye(3, dtype=np.float32), labels=np.array([0, 0, 0, 1, 2]), sizes=np.array([3, 1, 1])
+    )
     assert sparse_clusters(km).tolist() == sparse_clusters(km.sizes).tolist()
     with pytest.raises(ValueError, match="KMeansResult or a non-empty 1-D array"):
         sparse_clusters([])

@@ -24,7 +24,10 @@ def _data(n=120, dim=32, seed=0):
 def test_text_diversity_values():
     metrics = text_diversity(["a b a b", "a b c"])
     assert metrics["distinct_1"] == pytest.approx(3 / 7) and metrics["distinct_2"] == pytest.approx(3 / 5)
-    assert text_diversity(["same line"] * 200)["compression_ratio"] > text_diversity([f"{i} {i * i}" for i in range(200)])["compression_ratio"]
+    assert (
+        text_diversity(["same line"] * 200)["compression_ratio"]
+        > text_diversity([f"{i} {i * i}" for i in range(200)])["compression_ratio"]
+    )
 
 
 def test_report_contents_and_markdown(tmp_path):
@@ -65,10 +68,14 @@ def test_html_report_renders_in_a_headless_browser(tmp_path):
     assert "src='http" not in page and page.count("data:image/png;base64,") == 3, "self-contained"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
     try:
-        dom = subprocess.run([browser, *flags, "--dump-dom", f"file://{path}"], capture_output=True, text=True,
-                             timeout=120).stdout
-        subprocess.run([browser, *flags, "--window-size=1000,1400", f"--screenshot={tmp_path / 'shot.png'}",
-                        f"file://{path}"], capture_output=True, timeout=120)
+        dom = subprocess.run(
+            [browser, *flags, "--dump-dom", f"file://{path}"], capture_output=True, text=True, timeout=120
+        ).stdout
+        subprocess.run(
+            [browser, *flags, "--window-size=1000,1400", f"--screenshot={tmp_path / 'shot.png'}", f"file://{path}"],
+            capture_output=True,
+            timeout=120,
+        )
     except (subprocess.TimeoutExpired, OSError) as err:
         pytest.skip(f"chromium did not run here: {err}")
     assert 'data-plots-loaded="3"' in dom, "every embedded plot decoded in the browser"
@@ -81,13 +88,43 @@ def test_html_report_renders_in_a_headless_browser(tmp_path):
 def test_report_door_with_features_and_with_the_proxy(tmp_path, word_proxy_dir, capsys):
     x, texts = _data(n=24, dim=16)
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"prompt": t, "completion": f"answer {i}"}) + "\n" for i, t in enumerate(texts)))
+    data.write_text(
+        "".join(json.dumps({"prompt": t, "completion": f"answer {i}"}) + "\n" for i, t in enumerate(texts))
+    )
     np.save(tmp_path / "f.npy", x.astype(np.float32))
-    assert main(["report", str(data), "--features", str(tmp_path / "f.npy"), "--out", str(tmp_path / "a.html"),
-                 "--n-boot", "20"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(data),
+                "--features",
+                str(tmp_path / "f.npy"),
+                "--out",
+                str(tmp_path / "a.html"),
+                "--n-boot",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert "report ->" in capsys.readouterr().out
     page = (tmp_path / "a.html").read_text()
     assert "distinct-2" in page and base64.b64decode(page.split("base64,")[1].split("'")[0])[:4] == b"\x89PNG"
-    assert main(["report", str(data), "--proxy", word_proxy_dir, "--dim", "16", "--out", str(tmp_path / "b.md"),
-                 "--n-boot", "20"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(data),
+                "--proxy",
+                word_proxy_dir,
+                "--dim",
+                "16",
+                "--out",
+                str(tmp_path / "b.md"),
+                "--n-boot",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert "embedding Vendi" in capsys.readouterr().out and "embedding Vendi" in (tmp_path / "b.md").read_text()

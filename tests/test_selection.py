@@ -26,7 +26,11 @@ def test_greedy_beats_random_at_equal_k_on_planted_duplicates():
     randoms = [gvendi.score(x[gvendi.select(x, 30, method="random", seed=s).indices]).value for s in range(10)]
     assert value > max(randoms) + 2, (value, randoms)
     for method in ("cluster-balanced", "k-center"):
-        chosen = gvendi.select(x, 30, method=method, n_clusters=10) if method != "k-center" else gvendi.select(x, 30, method=method)
+        chosen = (
+            gvendi.select(x, 30, method=method, n_clusters=10)
+            if method != "k-center"
+            else gvendi.select(x, 30, method=method)
+        )
         assert gvendi.score(x[chosen.indices]).value > np.mean(randoms), method
 
 
@@ -61,7 +65,14 @@ def test_quality_gates_and_weights():
     x = planted_mixture(seed=1)
     quality = np.linspace(0.1, 1.0, len(x))
     for method in SELECTION_METHODS:
-        kept = gvendi.select(x, 20, method=method, quality=quality, min_quality=0.5, n_clusters=5 if method == "cluster-balanced" else None).indices
+        kept = gvendi.select(
+            x,
+            20,
+            method=method,
+            quality=quality,
+            min_quality=0.5,
+            n_clusters=5 if method == "cluster-balanced" else None,
+        ).indices
         assert (quality[kept] >= 0.5).all(), method
     # with identical rows, the weight alone decides: the greedy takes the best-quality copy first
     same = np.tile(np.eye(4)[:1], (10, 1))

@@ -53,8 +53,9 @@ def _two_names(rng: random.Random) -> tuple[str, str]:
 def unit_rate(rng: random.Random) -> Generated:
     items = [
         ("notebooks", "notebook"), ("pencils", "pencil"), ("apples", "apple"), ("tickets", "ticket"),
-        ("candles", "candle"), ("mugs", "mug"), ("bags of rice", "bag of rice"), ("bottles of juice", "bottle of juice"),
-        ("pairs of socks", "pair of socks"), ("packs of cards", "pack of cards"), ("plants", "plant"), ("towels", "towel"),
+        ("candles", "candle"), ("mugs", "mug"), ("bags of rice", "bag of rice"),
+        ("bottles of juice", "bottle of juice"), ("pairs of socks", "pair of socks"),
+        ("packs of cards", "pack of cards"), ("plants", "plant"), ("towels", "towel"),
     ]  # fmt: skip
     plural, _singular = rng.choice(items)
     name = rng.choice(NAMES)
@@ -166,7 +167,8 @@ def age_multiple(rng: random.Random) -> Generated:
             f"their ages will be {total}. How old is {younger} now?",
             f"The age of {older} is {times} times the age of {younger}. {years} years from now their ages will "
             f"add up to {total}. Find {younger}'s current age.",
-            f"Right now {older}'s age is {times} times the age of {younger}, {older}'s {relative}. After {years} years "
+            f"Right now {older}'s age is {times} times the age of {younger}, {older}'s {relative}. After {years} "
+            "years "
             f"their combined age will be {total}. What is {younger}'s age today?",
         ]
     )
@@ -182,8 +184,10 @@ def age_multiple(rng: random.Random) -> Generated:
 
 
 def rectangle_area(rng: random.Random) -> Generated:
-    things = [("garden", "meters"), ("room", "meters"), ("playground", "meters"), ("poster", "centimeters"),
-              ("table top", "decimeters"), ("parking lot", "meters"), ("photo", "centimeters"), ("field", "meters")]  # fmt: skip
+    things = [
+        ("garden", "meters"), ("room", "meters"), ("playground", "meters"), ("poster", "centimeters"),
+        ("table top", "decimeters"), ("parking lot", "meters"), ("photo", "centimeters"), ("field", "meters"),
+    ]  # fmt: skip
     thing, unit = rng.choice(things)
     length = rng.randint(5, 40)
     width = rng.randint(2, length - 1)

@@ -119,7 +119,7 @@ def check_repo_id(repo_id: str | None) -> str:
         )
     if repo_id.lower().endswith((".git", ".ipynb")):
         raise ValueError(
-            f"repo id {repo_id!r} ends in {repo_id[repo_id.rfind('.'):]!r}, which the Hub refuses; "
+            f"repo id {repo_id!r} ends in {repo_id[repo_id.rfind('.') :]!r}, which the Hub refuses; "
             f"use {repo_id[: repo_id.rfind('.')]!r}."
         )
     if len(repo_id.split("/")[1]) > 96:

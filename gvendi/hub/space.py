@@ -58,7 +58,7 @@ See the gvendi documentation for the inputs, options and limitations.
 ```
 """
 
-_MODULE_FILE = '''"""G-Vendi for `evaluate.load`: the module class comes from the installed gvendi package (see requirements.txt)."""
+_MODULE_FILE = '''"""G-Vendi for `evaluate.load`: the class comes from the installed gvendi package."""
 
 import evaluate  # noqa: F401  (evaluate modules import evaluate)
 from gvendi.measurement import Gvendi  # noqa: F401
@@ -92,7 +92,8 @@ else:  # gradio 4+: the same table-in, score-out widget on the current API
 
     def compute(table):
         rows = table.values.tolist() if hasattr(table, "values") else table
-        columns = {name: [str(row[i]) for row in rows if any(str(c).strip() for c in row)] for i, name in enumerate(names)}
+        rows = [row for row in rows if any(str(c).strip() for c in row)]
+        columns = {name: [str(row[i]) for row in rows] for i, name in enumerate(names)}
         return str(module.compute(**columns))
 
     gr.Interface(

@@ -170,7 +170,7 @@ def test_malformed_responses_are_retried():
     result = asyncio.run(backend.generate(MESSAGES, GenerationParams()))
     assert not result.ok and backend.calls == 4 and "malformed" in result.error
     with pytest.raises(json.JSONDecodeError) as info:
-        json.loads("[{\"generated_text\": ")  # what a truncated body raises inside the client
+        json.loads('[{"generated_text": ')  # what a truncated body raises inside the client
     assert classify_error(info.value).kind == "malformed" and classify_error(info.value).retryable
     from huggingface_hub.utils import parse_datetime
 
