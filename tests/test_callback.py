@@ -409,7 +409,7 @@ def test_constructor_errors():
         GVendiCallback(source="data")
     with pytest.raises(ValueError, match="dim must be"):
         GVendiCallback(dim=0)
-    with pytest.raises(ValueError, match="projection must be"):
+    with pytest.raises(ValueError, match="unknown projection .gaussian."):
         GVendiCallback(projection="gaussian")
     with pytest.raises(ValueError, match="confidence level"):
         GVendiCallback(ci=95)
