@@ -241,7 +241,7 @@ class SynthesisConfig:
     sparse_ratio: float = 0.5
     """A cluster is sparse when smaller than this quantile of cluster sizes (0.5: the median rule)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    """The featurizer's proxy, projection, dim and seed."""
+    """The featurizer's settings: the :class:`gvendi.config.GVendiConfig` fields but batch size, device, columns."""
     featurize_batch_size: int = 8
     """Featurizer batch size."""
     device: str | None = None
