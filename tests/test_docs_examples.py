@@ -266,9 +266,6 @@ def test_the_api_page_documents_every_door():
 WRITTEN_BY_SCRIPTS = {
     "benchmarks/results/gpu.json": "benchmarks/bench_gpu.py, on a machine with a GPU",
     "benchmarks/results/report_sample.html": "benchmarks/bench_report.py --keep",
-    # written by benchmarks/bench_correlation.py, to be committed with the evidence run (drop these two then)
-    "gvendi/data/evidence.json": "benchmarks/bench_correlation.py",
-    "docs/assets/correlation.png": "benchmarks/bench_correlation.py",
 }
 REPO_PATH = re.compile(
     r"\b(?:gvendi|callbacks|tests|benchmarks|docs|hub_scripts|tools|\.ci)/[\w./-]*\w\.(?:py|md|json"
