@@ -259,8 +259,9 @@ def resolve_config(config: GVendiConfig | None, settings: Mapping[str, Any], *, 
     keyword is refused).
 
     Raises:
-        TypeError: ``config`` is not a `GVendiConfig`; ConfigFieldError: a bad value; ValueError: a keyword that
-        contradicts ``projector``.
+        TypeError: ``config`` is not a `GVendiConfig`.
+        ConfigFieldError: a bad value.
+        ValueError: a keyword that contradicts ``projector``.
     """
     if config is not None and not isinstance(config, GVendiConfig):
         raise TypeError(
