@@ -90,11 +90,16 @@ class BatchCapture:
             self._pre_hook.remove()
             self._pre_hook = self._hooked_model = None
 
-    def start(self, model: torch.nn.Module, *, projection: Any, dim: int, seed: int, trainable_only: bool) -> None:
-        """Begin measuring: gradient hooks on ``model`` (``source="model"``, no featurizer) or its texts."""
+    def start(
+        self, model: torch.nn.Module, *, projection: Any, dim: int, seed: int, fold: int, trainable_only: bool
+    ) -> None:
+        """Begin measuring: gradient hooks on ``model`` (``source="model"``, no featurizer) or its texts.
+
+        ``projection`` is a name or a `Projector`; ``dim``, ``seed`` and ``fold`` are the resolved configuration's
+        (a projector's own, when one was handed over)."""
         if self.featurizer is None and self._collector is None:
             check_trainable(model, trainable_only=trainable_only)
-            projector = make_projector(projection, dim, seed)
+            projector = make_projector(projection, dim, seed, fold=fold)
             self._collector = GradientCollector(model, projector, freeze=False, trainable_only=trainable_only)
             self._collector.__enter__()
         self.hook(model)

@@ -14,7 +14,7 @@ from transformers import TrainingArguments
 
 STATE_FILE = "gvendi_callback_state.pt"
 FORMAT = 2
-_MUST_MATCH = ("source", "projection", "seed")  # features measured otherwise do not mix
+_MUST_MATCH = ("source", "projection", "seed", "fold")  # features measured otherwise do not mix
 
 
 def save_state(folder: str, **state: Any) -> None:

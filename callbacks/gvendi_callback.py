@@ -19,9 +19,10 @@ from typing import Any, Literal
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from gvendi import DEFAULT_PROXY, __version__
+from gvendi import __version__
 from gvendi.accumulators import AccumulatorSet
-from gvendi.projection import DEFAULT_PROJECTION, PROJECTIONS, Projector
+from gvendi.config import GVendiConfig, field_names, resolve_config
+from gvendi.projection import Projector, make_projector
 
 from .capture import BatchCapture
 from .checkpoint import STATE_FILE, find_state, load_state, save_state
@@ -52,20 +53,30 @@ class GVendiCallback(TrainerCallback):
 
     The callback needs its Trainer (to log, and to see the data): pass ``trainer=`` or call :meth:`attach`.
 
+    The projection and proxy settings are the fields of a :class:`gvendi.config.GVendiConfig`: pass one as
+    ``config=``, or its fields as keyword arguments (``dim``, ``projection``, ``seed``, ``proxy``, the columns, and
+    any field in ``proxy_kwargs``), which override ``config``'s, as :class:`gvendi.GradientFeaturizer` does. A bad
+    field fails here, naming it, before any training. ``callback.config`` is the resolved configuration, recorded
+    in :meth:`summary` and the checkpoint state.
+
     Args:
+        config (`GVendiConfig`, *optional*): the projection (and, with ``source="proxy"``, proxy) settings in one
+            object; the keyword arguments below override its fields.
         source (`str`, *optional*, defaults to ``"model"``): ``"model"`` reads the per-example gradients of the model
             being trained from its own backward pass (no extra forward or backward); ``"proxy"`` featurizes the
             consumed examples' texts with a fixed proxy (comparable across runs; one proxy forward + backward each).
         dim (`int`, *optional*, defaults to 1024): projection dimension k (the paper's 1024).
         projection (`str` or `Projector`, *optional*): ``"factored"`` (default), ``"sketch"``, ``"dense"``, or a
-            `Projector` such as ``FactoredSketchProjector(1024, fold=64)``.
+            `Projector` such as ``FactoredSketchProjector(1024, seed=5, fold=64)`` (its dim, seed and fold are the
+            ones used and recorded; a contradicting ``seed=`` is refused).
         seed (`int`, *optional*, defaults to 0): projection seed (also seeds the bootstrap).
         q (`float`, *optional*, defaults to 1.0): order of the Vendi Score (1 is the paper's G-Vendi).
         stage_column (`str`, *optional*): a training-data column naming each example's curriculum stage.
         proxy (*optional*, defaults to ``"Qwen/Qwen2.5-0.5B-Instruct"``): with ``source="proxy"``: a Hub id, local
             folder, ``"tiny"`` or a model object (pass its tokenizer in ``proxy_kwargs``).
-        proxy_kwargs (`dict`, *optional*): more :class:`gvendi.GradientFeaturizer` arguments (``tokenizer``,
-            ``revision``, ``max_length``, ``batch_size``, ``device``, ``dtype`` …).
+        proxy_kwargs (`dict`, *optional*): more :class:`gvendi.GradientFeaturizer` arguments: ``tokenizer``, and
+            `GVendiConfig` fields (``revision``, ``max_length``, ``batch_size``, ``device``, ``dtype`` …), which
+            override ``config``'s.
         prompt_column (`str`, *optional*, defaults to ``"prompt"``): with ``source="proxy"``, the prompt column.
         completion_column (`str`, *optional*, defaults to ``"completion"``): the completion column.
         messages_column (`str`, *optional*): a chat-messages column instead of the two.
@@ -89,16 +100,17 @@ class GVendiCallback(TrainerCallback):
     def __init__(
         self,
         *,
+        config: GVendiConfig | None = None,
         source: Literal["model", "proxy"] = "model",
-        dim: int = 1024,
+        dim: int | None = None,
         projection: str | Projector | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         q: float = 1.0,
         stage_column: str | None = None,
-        proxy: Any = DEFAULT_PROXY,
+        proxy: Any = None,
         proxy_kwargs: dict[str, Any] | None = None,
-        prompt_column: str = "prompt",
-        completion_column: str = "completion",
+        prompt_column: str | None = None,
+        completion_column: str | None = None,
         messages_column: str | None = None,
         trainable_only: bool = True,
         every_n_steps: int = 1,
@@ -109,12 +121,24 @@ class GVendiCallback(TrainerCallback):
     ):
         if source not in ("model", "proxy"):
             raise ValueError(f"GVendiCallback: source must be 'model' or 'proxy' (got {source!r}).")
-        projection = DEFAULT_PROJECTION if projection is None else projection
-        if not isinstance(projection, Projector) and projection not in PROJECTIONS:
-            raise ValueError(
-                f"GVendiCallback: projection must be one of {list(PROJECTIONS)} or a gvendi Projector (got "
-                f"{projection!r})."
-            )
+        instance = projection if isinstance(projection, Projector) else None
+        model_proxy = proxy if isinstance(proxy, torch.nn.Module) else None
+        proxy_kwargs = dict(proxy_kwargs or {})
+        settings = {name: proxy_kwargs.pop(name) for name in field_names() if name in proxy_kwargs}
+        given = {
+            "dim": dim,
+            "seed": seed,
+            "projection": None if instance is not None else projection,
+            "proxy": None if model_proxy is not None else proxy,
+            "prompt_column": prompt_column,
+            "completion_column": completion_column,
+            "messages_column": messages_column,
+        }
+        settings.update({name: value for name, value in given.items() if value is not None})
+        # every projection/proxy setting checked here, named, before any training (GVendiConfig validates them)
+        self.config = config = resolve_config(config, settings, projector=instance)
+        if instance is not None:
+            make_projector(instance, config.dim, config.seed, fold=config.fold)  # refuses a contradicting dim
         if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
             raise ValueError(f"GVendiCallback: every_n_steps must be an integer ≥ 1 (got {every_n_steps!r}).")
         if stage_column is not None and not isinstance(stage_column, str):
@@ -122,16 +146,19 @@ class GVendiCallback(TrainerCallback):
                 f"GVendiCallback: stage_column must be a column name (str), got {type(stage_column).__name__}."
             )
         try:  # checks dim, q, ci and n_boot
-            self.accumulators = AccumulatorSet(dim, q=q, ci=ci, n_boot=n_boot, seed=int(seed))
+            self.accumulators = AccumulatorSet(config.dim, q=q, ci=ci, n_boot=n_boot, seed=config.seed)
         except ValueError as err:
             raise ValueError(f"GVendiCallback: {err}") from None
-        self.source, self.dim, self.projection, self.seed, self.q = source, dim, projection, int(seed), float(q)
+        self.source, self.q = source, float(q)
+        self.dim, self.seed = config.dim, config.seed
+        self.projection = instance if instance is not None else config.projection
         self.ci, self.n_boot, self.stage_column = ci, n_boot, stage_column
-        self.proxy, self.proxy_kwargs = proxy, dict(proxy_kwargs or {})
+        self.proxy = model_proxy if model_proxy is not None else config.proxy
+        self.proxy_kwargs = proxy_kwargs  # what is not a GVendiConfig field (the tokenizer of a model object)
         self.prompt_column, self.completion_column, self.messages_column = (
-            prompt_column,
-            completion_column,
-            messages_column,
+            config.prompt_column,
+            config.completion_column,
+            config.messages_column,
         )
         self.trainable_only, self.every_n_steps, self.save_plot = trainable_only, every_n_steps, save_plot
         # wiring, built in attach() / on_train_begin()
@@ -242,13 +269,9 @@ class GVendiCallback(TrainerCallback):
                 from gvendi import GradientFeaturizer
 
                 self._capture.featurizer = GradientFeaturizer(
-                    self.proxy,
-                    dim=self.dim,
-                    projection=self.projection,
-                    seed=self.seed,
-                    prompt_column=self.prompt_column,
-                    completion_column=self.completion_column,
-                    messages_column=self.messages_column,
+                    self.proxy if isinstance(self.proxy, torch.nn.Module) else None,
+                    config=self.config,
+                    projection=self.projection if isinstance(self.projection, Projector) else None,
                     show_progress=False,
                     **self.proxy_kwargs,
                 )
@@ -264,7 +287,12 @@ class GVendiCallback(TrainerCallback):
                 else:
                     self.restore(folder)
             self._capture.start(
-                model, projection=self.projection, dim=self.dim, seed=self.seed, trainable_only=self.trainable_only
+                model,
+                projection=self.projection,
+                dim=self.dim,
+                seed=self.seed,
+                fold=self.config.fold,
+                trainable_only=self.trainable_only,
             )
         except Exception:
             self.close()  # leave the Trainer as it was: no hooks, its own collator
@@ -387,11 +415,13 @@ class GVendiCallback(TrainerCallback):
             "dim": self.dim,
             "projection": projection,
             "seed": self.seed,
+            "fold": self.config.fold,
             "q": self.q,
             "stage_column": self.stage_column,
             "trainable_only": self.trainable_only,
             "every_n_steps": self.every_n_steps,
             "gvendi_version": __version__,
+            "config": self.config.to_dict(),
         }
         if self.ci is not None:
             config.update(ci=self.ci, n_boot=self.n_boot)

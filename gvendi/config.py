@@ -32,7 +32,14 @@ from .errors import ConfigError, ConfigFieldError, ConfigFieldTypeError
 from .projection import DEFAULT_FOLD, DEFAULT_PROJECTION, PROJECTIONS
 from .proxy import DEFAULT_PROXY
 
-__all__ = ["ConfigError", "ConfigFieldError", "GVendiConfig", "features_fingerprint", "read_config_file"]
+__all__ = [
+    "ConfigError",
+    "ConfigFieldError",
+    "GVendiConfig",
+    "features_fingerprint",
+    "read_config_file",
+    "resolve_config",
+]
 
 TRUNCATION_POLICIES = ("truncate", "error")
 #: padded tokens per forward/backward pass; a batch of long rows is split below batch_size to stay under this
@@ -243,6 +250,42 @@ class GVendiConfig:
     def flag(name: str) -> str:
         """The command-line flag of field ``name`` (``batch_size`` → ``--batch-size``)."""
         return _FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+
+
+def resolve_config(config: GVendiConfig | None, settings: Mapping[str, Any], *, projector: Any = None) -> GVendiConfig:
+    """``config`` (or the defaults) with ``settings`` (field: value, given as keyword arguments) applied over it, and
+    with a :class:`gvendi.projection.Projector` handed over, its projection, seed, fold and dim: the rule every door
+    that takes both a config and keyword arguments follows (the keywords win; a contradicting ``seed``/``fold``
+    keyword is refused).
+
+    Raises:
+        TypeError: ``config`` is not a `GVendiConfig`.
+        ConfigFieldError: a bad value.
+        ValueError: a keyword that contradicts ``projector``.
+    """
+    if config is not None and not isinstance(config, GVendiConfig):
+        raise TypeError(
+            f"config must be a GVendiConfig (got {type(config).__name__}); or pass its fields as keyword arguments."
+        )
+    settings = dict(settings)
+    if projector is not None:  # the projector's own settings are the ones recorded
+        seed = settings.pop("seed", None)
+        if seed is not None and seed != projector.seed:
+            raise ValueError(
+                f"seed={seed!r} contradicts the projector handed over (its seed is {projector.seed}); pass "
+                f"seed={projector.seed} or no seed, or build the projector with the seed you want."
+            )
+        settings.update(projection=projector.name, seed=projector.seed)
+        if "fold" in settings and settings["fold"] != getattr(projector, "fold", settings["fold"]):
+            raise ValueError(
+                f"fold={settings['fold']!r} contradicts the projector handed over (its fold is {projector.fold})."
+            )
+        if hasattr(projector, "fold"):
+            settings["fold"] = projector.fold
+        settings.setdefault("dim", projector.dim)
+    if config is None:
+        return GVendiConfig(**settings)
+    return config.replace(**settings) if settings else config
 
 
 def field_names() -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import GVendiConfig, features_fingerprint, field_names
+from .config import GVendiConfig, features_fingerprint, field_names, resolve_config
 from .gradients import GradientCollector, per_example_loss
 from .projection import DEFAULT_FOLD, Projector, make_projector
 from .proxy import (
@@ -127,32 +127,12 @@ class GradientFeaturizer:
         show_progress: bool = True,
         **settings: Any,
     ):
-        if config is not None and not isinstance(config, GVendiConfig):
-            raise TypeError(
-                f"config must be a GVendiConfig (got {type(config).__name__}); or pass its fields as "
-                "keyword arguments."
-            )
         instance = projection if isinstance(projection, Projector) else None
         model = proxy if isinstance(proxy, torch.nn.Module) else None
         if model is None and proxy is not None:
             settings["proxy"] = proxy
         if projection is not None and instance is None:
             settings["projection"] = projection
-        if instance is not None:  # the projector's own settings are the ones recorded
-            seed = settings.pop("seed", None)
-            if seed is not None and seed != instance.seed:
-                raise ValueError(
-                    f"seed={seed!r} contradicts the projector handed over (its seed is {instance.seed}); pass "
-                    f"seed={instance.seed} or no seed, or build the projector with the seed you want."
-                )
-            settings.update(projection=instance.name, seed=instance.seed)
-            if "fold" in settings and settings["fold"] != getattr(instance, "fold", settings["fold"]):
-                raise ValueError(
-                    f"fold={settings['fold']!r} contradicts the projector handed over (its fold is {instance.fold})."
-                )
-            if hasattr(instance, "fold"):
-                settings["fold"] = instance.fold
-            settings.setdefault("dim", instance.dim)
         if model is not None:
             settings.pop("proxy", None)
         unknown = set(settings) - set(field_names())
@@ -161,10 +141,7 @@ class GradientFeaturizer:
                 f"GradientFeaturizer got unexpected argument(s) {sorted(unknown)}; it takes proxy, config, tokenizer, "
                 f"show_progress and the GVendiConfig fields {field_names()}."
             )
-        if config is None:
-            config = GVendiConfig(**settings)
-        elif settings:
-            config = config.replace(**settings)
+        config = resolve_config(config, settings, projector=instance)
         self.config = config
         self._device_setting = resolve_device(config.device)
         self._dtype = resolve_dtype(config.dtype, self._device_setting)

@@ -182,13 +182,17 @@ def test_the_synthesis_door_fails_when_its_config_is_built():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [(dict(dim=-3), "dim must be an integer ≥ 1"), (dict(projection="kronecker"), "projection must be one of")],
+    [
+        (dict(dim=-3), "dim must be an integer ≥ 1"),
+        (dict(projection="kronecker"), "unknown projection 'kronecker'"),
+        (dict(proxy_kwargs={"fold": 0}), "fold must be an integer ≥ 1"),
+    ],
 )
 def test_the_callback_door_fails_in_its_constructor(kwargs, message):
     pytest.importorskip("transformers")
     from callbacks import GVendiCallback
 
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigFieldError, match=message):
         GVendiCallback(**kwargs)
 
 

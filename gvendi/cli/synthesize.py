@@ -18,18 +18,15 @@ import logging
 import os
 from typing import Any
 
-from ..synthesis.config import ProxyConfig
+from ..synthesis.config import ProxyConfig, proxy_field_names, proxy_key
 from .options import add_config_arguments
 
 __all__ = ["build_parser", "main", "register"]
 
-#: the featurizer settings a run records (``SynthesisConfig.proxy`` and two run fields), by their GVendiConfig name
+#: the featurizer settings a run records, by their GVendiConfig name: every ``SynthesisConfig.proxy`` field (derived
+#: from GVendiConfig, so a new featurizer field gets its flag here too) and two run fields
 _PROXY_FIELDS = {
-    "proxy": ("proxy", "name"),
-    "revision": ("proxy", "revision"),
-    "projection": ("proxy", "projection"),
-    "dim": ("proxy", "dim"),
-    "seed": ("proxy", "seed"),
+    **{name: ("proxy", proxy_key(name)) for name in proxy_field_names()},
     "batch_size": (None, "featurize_batch_size"),
     "device": (None, "device"),
 }

@@ -8,9 +8,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gvendi.config import ConfigFieldError, GVendiConfig
+
 from .tasks import TASKS
 
-__all__ = ["EndpointConfig", "ProxyConfig", "SynthesisConfig", "config_differences"]
+__all__ = ["EndpointConfig", "ProxyConfig", "SynthesisConfig", "config_differences", "proxy_field_names", "proxy_key"]
 
 BACKENDS = ("tgi", "openai", "local")
 SHOT_POLICIES = ("uniform", "sparse-cluster")
@@ -125,34 +127,68 @@ class EndpointConfig:
         return f"{self.backend}:{self.model or self.url}"
 
 
-@dataclass
-class ProxyConfig:
-    """The G-Vendi proxy that featurizes examples: the run folder's record of the :class:`gvendi.config.GVendiConfig`
-    fields a run sets (``name`` is its ``proxy``); validated by it, and turned into it by :meth:`gvendi_config`."""
+#: GVendiConfig fields a run does not hold under ``proxy``: the run's own (``featurize_batch_size``, ``device``) and
+#: the task's (it hands the featurizer ``prompt``/``completion`` records)
+_NOT_PROXY_FIELDS = {
+    "batch_size",
+    "device",
+    "prompt_column",
+    "completion_column",
+    "messages_column",
+    "output_column",
+}
+#: the run folder's spelling of a GVendiConfig field where it differs (``proxy.name`` is the featurizer's ``proxy``)
+_PROXY_KEYS = {"proxy": "name"}
+#: a run's defaults where they differ from GVendiConfig's: the bundled proxy, so a run starts offline
+_PROXY_DEFAULTS = {"proxy": "tiny"}
 
-    name: str = "tiny"
-    """``"tiny"`` (bundled), a Hub id or a local path."""
-    revision: str | None = None
-    """Hub revision; filled from the featurizer's provenance when left empty."""
-    projection: str = "factored"
-    """Projection kind passed to the featurizer."""
-    dim: int = 1024
-    """Feature dimension k."""
-    seed: int = 0
-    """Projection seed."""
+
+def _gvendi_fields(cls: type) -> type:
+    """Declare on ``cls`` every :class:`gvendi.config.GVendiConfig` field a run sets (all but
+    :data:`_NOT_PROXY_FIELDS`), with its type, default and help, so a new featurizer field reaches synthesis without a
+    second declaration."""
+    annotations = cls.__dict__.get("__annotations__", {})
+    for spec in dataclasses.fields(GVendiConfig):
+        if spec.name in _NOT_PROXY_FIELDS:
+            continue
+        key = _PROXY_KEYS.get(spec.name, spec.name)
+        annotations[key] = spec.type
+        setattr(cls, key, field(default=_PROXY_DEFAULTS.get(spec.name, spec.default), metadata=spec.metadata))
+    cls.__annotations__ = annotations
+    return cls
+
+
+def proxy_field_names() -> list[str]:
+    """The :class:`gvendi.config.GVendiConfig` fields a run holds under ``proxy``, by their GVendiConfig names."""
+    return [spec.name for spec in dataclasses.fields(GVendiConfig) if spec.name not in _NOT_PROXY_FIELDS]
+
+
+def proxy_key(name: str) -> str:
+    """The ``proxy.*`` key of GVendiConfig field ``name`` in a run's config (``proxy`` → ``name``)."""
+    return _PROXY_KEYS.get(name, name)
+
+
+@dataclass
+@_gvendi_fields
+class ProxyConfig:
+    """The G-Vendi featurizer of a run: the fields of :class:`gvendi.config.GVendiConfig` that a run sets (``proxy``,
+    spelt ``name`` here and in ``config.json``; ``revision``, ``projection``, ``fold``, ``dim``, ``seed``,
+    ``max_length``, ``truncation``, ``use_chat_template``, ``dtype``, ``max_batch_tokens``), declared from it, with
+    their defaults (but ``name``: ``"tiny"``, the bundled proxy) and help texts (``GVendiConfig.help(name)``). The
+    batch size and device are the run's (``featurize_batch_size``, ``device``); the columns are the task's. Validated
+    by `GVendiConfig` when built, a bad field named ``proxy.<field>``; :meth:`gvendi_config` is the featurizer's
+    configuration."""
 
     def __post_init__(self) -> None:
         self.gvendi_config()  # a bad field fails here, named, before a run starts
 
-    def gvendi_config(self, **runtime: Any) -> Any:
+    def gvendi_config(self, **runtime: Any) -> GVendiConfig:
         """The `GVendiConfig` these settings name, with ``runtime`` fields (``batch_size``, ``device`` …) added."""
-        from gvendi.config import ConfigFieldError, GVendiConfig
-
+        settings = {name: getattr(self, proxy_key(name)) for name in proxy_field_names()}
         try:
-            return GVendiConfig(proxy=self.name, revision=self.revision, projection=self.projection, dim=self.dim,
-                                seed=self.seed, **runtime)
+            return GVendiConfig(**settings, **runtime)
         except ConfigFieldError as err:  # name the field as this config spells it
-            named = err.render(lambda name: "proxy.name" if name == "proxy" else f"proxy.{name}")
+            named = err.render(lambda name: f"proxy.{proxy_key(name)}")
             raise type(err)(err.field, err.value, named) from None
 
 
@@ -205,7 +241,7 @@ class SynthesisConfig:
     sparse_ratio: float = 0.5
     """A cluster is sparse when smaller than this quantile of cluster sizes (0.5: the median rule)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    """The featurizer's proxy, projection, dim and seed."""
+    """The featurizer's settings: the :class:`gvendi.config.GVendiConfig` fields but batch size, device, columns."""
     featurize_batch_size: int = 8
     """Featurizer batch size."""
     device: str | None = None
@@ -308,6 +344,16 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: data}
+
+
+# A run folder written before a featurizer field reached ``proxy`` ran with its default; the fields that change how
+# fast features come, never their values (GVendiConfig's non-identity fields), may differ on resume.
+_DEFAULTS_OF_LATER_KEYS.update({f"proxy.{spec.name}": spec.default for spec in dataclasses.fields(ProxyConfig)})
+_NON_IDENTITY_KEYS.update(
+    f"proxy.{proxy_key(spec.name)}"
+    for spec in dataclasses.fields(GVendiConfig)
+    if spec.name in proxy_field_names() and not spec.metadata["identity"]
+)
 
 
 def config_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
