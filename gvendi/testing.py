@@ -76,9 +76,12 @@ def tiny_qwen(
 
     Args:
         vocab_size (`int`): the vocabulary size (``len(tokenizer)``).
-        hidden (`int`, *optional*, defaults to 32), layers (`int`, *optional*, defaults to 2), intermediate
-            (`int`, *optional*, defaults to 64), heads (`int`, *optional*, defaults to 4), kv_heads (`int`,
-            *optional*, defaults to 2), max_positions (`int`, *optional*, defaults to 256): the config's widths.
+        hidden (`int`, *optional*, defaults to 32): the hidden width.
+        layers (`int`, *optional*, defaults to 2): the number of decoder layers.
+        intermediate (`int`, *optional*, defaults to 64): the MLP width.
+        heads (`int`, *optional*, defaults to 4): attention heads.
+        kv_heads (`int`, *optional*, defaults to 2): key/value heads.
+        max_positions (`int`, *optional*, defaults to 256): the longest sequence.
         tied (`bool`, *optional*, defaults to `True`): tie the input embedding and the LM head.
         seed (`int`, *optional*, defaults to 0): ``torch.manual_seed`` before the weights are drawn; ``None`` draws
             from the current generator state.

@@ -374,8 +374,8 @@ class Backend:
             ``errors`` (every attempt's failure).
 
         Raises:
-            EndpointUnreachableError: when the endpoint refuses connections through every retry, or
-            ``huggingface_hub`` is in offline mode; a failure of the request itself is returned, not raised.
+            EndpointUnreachableError: when the endpoint refuses connections through every retry, or when
+                ``huggingface_hub`` is in offline mode (a failure of the request itself is returned, not raised).
         """
         self._ensure_loop_state()
         assert self._semaphore is not None and self._limiter is not None
