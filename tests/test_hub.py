@@ -275,11 +275,21 @@ def test_card_yaml_and_provenance(math_run):
         "0.1000",
         'load_dataset("my-org/PrismMath", split="train")',
         "2505.20161",
+        "(projection sketch, dim 1024, seed 0)",
+        "| Strategy | prismatic |",  # a run folder from before --strategy was prismatic
     ):
         assert needle in text, needle
     assert CITATION in text
     # nothing private leaks into the public card
     assert PRIVATE_URL not in str(card) and "/home/alice" not in str(card) and "seeds.jsonl" in text
+
+
+def test_card_names_the_fold_of_a_factored_proxy():
+    from gvendi.hub.card import _proxy
+
+    proxy = {"name": "tiny", "projection": "factored", "fold": 64, "dim": 256, "seed": 3}
+    assert _proxy({"proxy": proxy}) == "`tiny` (projection factored, fold 64, dim 256, seed 3)"
+    assert "fold" not in _proxy({"proxy": {**proxy, "projection": "sketch", "fold": None}})
 
 
 def test_card_run_record_matches_the_report(nli_run):

@@ -175,7 +175,12 @@ def _proxy(config: dict[str, Any]) -> str:
     proxy = config.get("proxy") or {}
     name = proxy.get("name", "not recorded")
     revision = f" @ `{proxy['revision']}`" if proxy.get("revision") else ""
-    details = ", ".join(f"{key} {proxy[key]}" for key in ("projection", "dim", "seed") if proxy.get(key) is not None)
+    keys = (
+        ("projection", "fold", "dim", "seed")
+        if proxy.get("projection") == "factored"
+        else ("projection", "dim", "seed")
+    )
+    details = ", ".join(f"{key} {proxy[key]}" for key in keys if proxy.get(key) is not None)
     return f"`{name}`{revision}" + (f" ({details})" if details else "")
 
 
@@ -361,7 +366,7 @@ diversity measured by **G-Vendi**. It was produced with `gvendi` {version}.
 G-Vendi changed by {change:+.1f}% over {len(report.get("rounds", []))} round(s). G-Vendi is the exponential of the \
 entropy of the eigenvalues of the covariance of unit-normalised, randomly projected per-example loss gradients of \
 the proxy model; it ranges from 1 (all examples push the model the same way) to min(N, k). Scores are comparable \
-only between sets measured with the same proxy, projection, dimension and seed (listed below).
+only between sets measured with the same proxy, projection, fold, dimension and seed (listed below).
 
 ## Provenance
 
@@ -372,6 +377,7 @@ only between sets measured with the same proxy, projection, dimension and seed (
 | Generator | {_endpoint(run, "generator")} |
 | Solver | {_endpoint(run, "solver")} |
 | Seeds | {run.num_seed_rows:,} rows{seeds_from} |
+| Strategy | {_fmt(config.get("strategy", "prismatic"))} |
 | Rounds | {_fmt(config.get("rounds"))} (new examples requested per round: {_fmt(config.get("per_round"))}) |
 | K ratio (clusters / pool size) | {_fmt(config.get("k_ratio"), 4)} |
 | Sparse-cluster ratio | {_fmt(config.get("sparse_ratio"), 4)} |
