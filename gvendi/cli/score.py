@@ -357,13 +357,6 @@ def _register_featurize(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --out.")
     parser.add_argument("--q", type=float, default=1.0, help="order of the Vendi Score in gvendi.json.")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line per process.")
-    parser.add_argument(
-        "--quiet",
-        "--no-progress",
-        dest="quiet",
-        action="store_true",
-        help="no progress bars (gvendi's, transformers', datasets'); also GVENDI_DISABLE_PROGRESS_BAR=1.",
-    )
     add_featurizer_arguments(parser)
     parser.set_defaults(handler=_run_featurize, check=_check_featurize_args)
 
