@@ -215,3 +215,25 @@ def test_cli_prefers_passive_openmp_waiting():
     code = "import os, gvendi.cli; print(os.environ['OMP_WAIT_POLICY'])"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert run.stdout.strip() == "ACTIVE", run.stderr
+
+
+def test_a_closed_stdout_ends_quietly():
+    """`gvendi demo --evidence | head -1`: the reader closes the pipe first; no traceback, exit 141 (128 + SIGPIPE)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "gvendi", "demo", "--evidence"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141, run.stderr
+    assert run.stderr == ""

@@ -12,6 +12,7 @@ __all__ = ["EXIT_CODES", "exit_code_of", "report_error"]
 #: exception's own ``exit_code`` attribute wins. Anything else is a bug and keeps its traceback.
 EXIT_CODES: dict[str, int] = {
     "builtins.KeyboardInterrupt": 130,  # Ctrl-C
+    "builtins.BrokenPipeError": 141,  # the reader of stdout went away (`gvendi ... | head`): quiet, as 128 + SIGPIPE
     "gvendi.synthesis.backends.EndpointUnreachableError": 3,  # no server answers at the endpoint
     # user errors: bad flags, config, data, paths
     "builtins.ValueError": 2,
@@ -47,6 +48,9 @@ def report_error(prog: str, exc: BaseException, args: argparse.Namespace | None 
     code = exit_code_of(exc)
     if code is None:
         return None
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return code
     if isinstance(exc, KeyboardInterrupt):
         hint: Callable | None = getattr(args, "interrupt_hint", None)
         print(f"{prog}: interrupted" + (f"; {hint(args)}" if hint else ""), file=sys.stderr)
@@ -59,3 +63,14 @@ def report_error(prog: str, exc: BaseException, args: argparse.Namespace | None 
         text = scrub(text)
     print(f"{prog}: error: {text}", file=sys.stderr)
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail on the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor behind stdout (a test's capture)
+        pass
